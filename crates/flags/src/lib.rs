@@ -1,0 +1,46 @@
+//! Command lines as upstream Dapr's Go binaries accept them.
+//!
+//! Upstream parses flags with `spf13/pflag` after rewriting every argument longer than two
+//! characters that starts with a single `-` into its `--` form, so `-port=1`, `--port=1`,
+//! `--port 1` and `-port 1` are the same flag. Booleans take `--flag`, `--flag=true` and
+//! `--flag=false` (never a separate value). [`normalize`] performs the rewrite; [`parse`] runs a
+//! clap parser over the normalised argv. The shared [`groups`] hold the flags every service has.
+
+mod duration;
+pub mod groups;
+mod normalize;
+mod values;
+
+pub use duration::{GoDuration, ParseDurationError};
+pub use normalize::normalize;
+pub use values::{parse_go_bool, ParseBoolError};
+
+use std::ffi::OsString;
+
+/// Parses the process's own argv with Go-style normalisation.
+///
+/// On `-h`/`--help` clap prints usage and exits 0; on an unknown flag or a bad value it prints the
+/// error with usage and exits 2, as pflag's `ExitOnError` does.
+pub fn parse<P: clap::Parser>() -> P {
+    parse_from(std::env::args_os())
+}
+
+/// Like [`parse`] over an explicit argv (the first element is the program name).
+pub fn parse_from<P, I, T>(args: I) -> P
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    P::parse_from(normalize(args))
+}
+
+/// Like [`parse_from`] but returns the clap error instead of exiting.
+pub fn try_parse_from<P, I, T>(args: I) -> Result<P, clap::Error>
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    P::try_parse_from(normalize(args))
+}

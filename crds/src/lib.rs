@@ -1,0 +1,1 @@
+//! Kubernetes CustomResource types for the Dapr CRDs (filled in by the operator issue).
