@@ -9,11 +9,13 @@
 //! - [`metrics`]: the Prometheus registry's text exposition and its server.
 //! - [`net`]: binding listeners the way upstream's `host:port` addresses mean.
 
+pub mod grpc;
 pub mod healthz;
 pub mod logging;
 pub mod metrics;
 pub mod net;
 mod runtime;
+pub mod servers;
 
 pub use runtime::{Outcome, Runtime, TaskError};
 pub use tokio_util::sync::CancellationToken;
