@@ -1,0 +1,58 @@
+//! The sentry binary as a process: listeners, /healthz, exit codes.
+
+use std::time::Duration;
+
+use dapr_testing::{Child, free_port, run_to_completion, wait_for_status, wait_for_tcp};
+
+const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
+const START: Duration = Duration::from_secs(10);
+
+#[test]
+fn sentry_opens_its_ports_reports_healthy_and_exits_zero_on_sigint() {
+    let (grpc, healthz, metrics) = (free_port(), free_port(), free_port());
+    let args = [
+        format!("-port={grpc}"),
+        format!("-healthz-port={healthz}"),
+        format!("-metrics-port={metrics}"),
+        "-listen-address=127.0.0.1".to_owned(),
+        "-healthz-listen-address=127.0.0.1".to_owned(),
+        "-metrics-listen-address=127.0.0.1".to_owned(),
+        "-log-level=debug".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = Child::spawn(SENTRY, &args).unwrap();
+    for port in [grpc, healthz, metrics] {
+        wait_for_tcp(port, START).unwrap_or_else(|e| panic!("{e}\n{}", child.output()));
+    }
+    wait_for_status(healthz, "/healthz", 200, START).unwrap();
+    wait_for_status(healthz, "/nothing-here", 404, START).unwrap();
+    wait_for_status(metrics, "/metrics", 200, START).unwrap();
+
+    child.signal("INT").unwrap();
+    let status = child.wait_timeout(START).unwrap().expect("sentry did not stop on SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", child.output());
+    assert!(child.output().contains("Received signal 'interrupt'; beginning shutdown"));
+}
+
+#[test]
+fn an_unknown_flag_exits_2_and_names_the_flag() {
+    let (status, output) = run_to_completion(SENTRY, &["-no-such-flag=1"]).unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(output.contains("--no-such-flag"), "{output}");
+}
+
+#[test]
+fn an_invalid_mode_is_fatal_with_upstreams_message() {
+    let port = free_port().to_string();
+    let (status, output) =
+        run_to_completion(SENTRY, &["-mode=cloud", "-healthz-port", &port]).unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(output.contains("Invalid options: invalid mode: cloud"), "{output}");
+}
+
+#[test]
+fn help_prints_usage_and_exits_zero() {
+    let (status, output) = run_to_completion(SENTRY, &["-h"]).unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(output.contains("--issuer-credentials"), "{output}");
+}
