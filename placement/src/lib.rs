@@ -1,1 +1,12 @@
-//! placement
+//! Placement: Dapr's actor placement service.
+//!
+//! Scaffold stage: flags, logging, the healthz and metrics servers, the gRPC listener and the Raft
+//! listener are in place; leader election and table dissemination are not implemented yet (every
+//! RPC answers `Unimplemented`, the Raft port accepts and drops connections).
+
+mod app;
+mod net;
+mod options;
+pub mod peers;
+
+pub use options::{Mode, Options, OptionsError};

@@ -77,8 +77,14 @@ impl Options {
 
         let mut rt = Runtime::new();
         let registry = Registry::with_prefix("dapr_sentry");
-        servers::start_common(&mut rt, healthz, metrics, &metrics.metrics_listen_address, registry)
-            .await?;
+        servers::start_common(
+            &mut rt,
+            healthz,
+            metrics,
+            &metrics.metrics_listen_address,
+            registry,
+        )
+        .await?;
 
         let grpc = servers::bind("gRPC", &listen_address, port).await?;
         let gate = rt.readiness().gate("sentry-server");

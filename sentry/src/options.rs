@@ -15,7 +15,10 @@ pub struct Options {
     pub config: String,
 
     /// Directory holding the CA files (watched for changes).
-    #[arg(long = "issuer-credentials", default_value = "/var/run/secrets/dapr.io/credentials")]
+    #[arg(
+        long = "issuer-credentials",
+        default_value = "/var/run/secrets/dapr.io/credentials"
+    )]
     pub issuer_credentials: String,
 
     /// Root (trust anchors) certificate file name.
@@ -200,8 +203,10 @@ mod tests {
     use std::time::Duration;
 
     fn parse(args: &[&str]) -> Options {
-        dapr_flags::try_parse_from::<Options, _, _>(std::iter::once("sentry").chain(args.iter().copied()))
-            .unwrap()
+        dapr_flags::try_parse_from::<Options, _, _>(
+            std::iter::once("sentry").chain(args.iter().copied()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -251,20 +256,40 @@ mod tests {
         assert!(o.jwt_enabled);
         assert_eq!(o.jwt_ttl.get(), Duration::from_secs(7200));
         assert_eq!(o.jwt_issuer.as_deref(), Some("https://localhost:1234"));
-        assert_eq!(o.oidc_allowed_hosts, ["localhost", "example.com", "api.example.com"]);
+        assert_eq!(
+            o.oidc_allowed_hosts,
+            ["localhost", "example.com", "api.example.com"]
+        );
         assert_eq!(o.validate(), Ok(Mode::Standalone));
     }
 
     #[test]
     fn the_helm_chart_command_line_parses() {
         let o = parse(&[
-            "--mode", "kubernetes", "--log-level", "info", "--log-as-json", "--enable-metrics",
-            "--metrics-port", "9090", "--trust-domain", "cluster.local",
-            "--jwt-enabled=true", "--jwt-key-filename=/tmp/jwt.key", "--jwks-filename=/tmp/jwt.jwks",
-            "--jwt-issuer=dapr.io", "--jwt-signing-algorithm=RS256", "--jwt-key-id=jwt-key-id",
-            "--oidc-enabled=true", "--oidc-server-listen-address=0.0.0.0", "--oidc-jwks-uri=/v1/jwks",
-            "--oidc-path-prefix=/v1", "--oidc-allowed-hosts=dapr.io",
-            "--oidc-server-tls-cert-file=/c", "--oidc-server-tls-key-file=/k", "--oidc-server-tls-enabled=true",
+            "--mode",
+            "kubernetes",
+            "--log-level",
+            "info",
+            "--log-as-json",
+            "--enable-metrics",
+            "--metrics-port",
+            "9090",
+            "--trust-domain",
+            "cluster.local",
+            "--jwt-enabled=true",
+            "--jwt-key-filename=/tmp/jwt.key",
+            "--jwks-filename=/tmp/jwt.jwks",
+            "--jwt-issuer=dapr.io",
+            "--jwt-signing-algorithm=RS256",
+            "--jwt-key-id=jwt-key-id",
+            "--oidc-enabled=true",
+            "--oidc-server-listen-address=0.0.0.0",
+            "--oidc-jwks-uri=/v1/jwks",
+            "--oidc-path-prefix=/v1",
+            "--oidc-allowed-hosts=dapr.io",
+            "--oidc-server-tls-cert-file=/c",
+            "--oidc-server-tls-key-file=/k",
+            "--oidc-server-tls-enabled=true",
         ]);
         assert_eq!(o.validate(), Ok(Mode::Kubernetes));
         assert!(o.log.log_as_json);
@@ -278,20 +303,31 @@ mod tests {
             Err(OptionsError::InvalidMode("cloud".into()))
         );
         assert_eq!(
-            parse(&["--oidc-enabled"]).validate().unwrap_err().to_string(),
+            parse(&["--oidc-enabled"])
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "Invalid options: oidc-server-tls-cert-file is required when OIDC HTTP server is enabled (unless oidc-server-tls-enabled is false)"
         );
         assert_eq!(
             parse(&["--oidc-enabled", "--oidc-server-tls-cert-file=/c"]).validate(),
             Err(OptionsError::OidcKeyRequired)
         );
-        assert_eq!(parse(&["--jwt-issuer="]).validate(), Err(OptionsError::IssuerWithoutJwt));
+        assert_eq!(
+            parse(&["--jwt-issuer="]).validate(),
+            Err(OptionsError::IssuerWithoutJwt)
+        );
         assert_eq!(
             parse(&["--oidc-server-tls-key-file="]).validate(),
             Err(OptionsError::OidcCertKeyPair)
         );
         assert_eq!(
-            parse(&["--oidc-enabled", "--jwt-enabled", "--oidc-server-tls-enabled=false"]).validate(),
+            parse(&[
+                "--oidc-enabled",
+                "--jwt-enabled",
+                "--oidc-server-tls-enabled=false"
+            ])
+            .validate(),
             Ok(Mode::Standalone)
         );
     }

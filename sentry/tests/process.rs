@@ -29,9 +29,16 @@ fn sentry_opens_its_ports_reports_healthy_and_exits_zero_on_sigint() {
     wait_for_status(metrics, "/metrics", 200, START).unwrap();
 
     child.signal("INT").unwrap();
-    let status = child.wait_timeout(START).unwrap().expect("sentry did not stop on SIGINT");
+    let status = child
+        .wait_timeout(START)
+        .unwrap()
+        .expect("sentry did not stop on SIGINT");
     assert_eq!(status.code(), Some(0), "{}", child.output());
-    assert!(child.output().contains("Received signal 'interrupt'; beginning shutdown"));
+    assert!(
+        child
+            .output()
+            .contains("Received signal 'interrupt'; beginning shutdown")
+    );
 }
 
 #[test]
@@ -47,7 +54,10 @@ fn an_invalid_mode_is_fatal_with_upstreams_message() {
     let (status, output) =
         run_to_completion(SENTRY, &["-mode=cloud", "-healthz-port", &port]).unwrap();
     assert_eq!(status.code(), Some(1));
-    assert!(output.contains("Invalid options: invalid mode: cloud"), "{output}");
+    assert!(
+        output.contains("Invalid options: invalid mode: cloud"),
+        "{output}"
+    );
 }
 
 #[test]

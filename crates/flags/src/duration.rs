@@ -68,7 +68,9 @@ impl FromStr for GoDuration {
         // Total in nanoseconds, kept as a float-free fixed-point sum.
         let mut total: u128 = 0;
         while !rest.is_empty() {
-            let int_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let int_end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let int_part = &rest[..int_end];
             rest = &rest[int_end..];
             let mut frac_part = "";
@@ -118,7 +120,8 @@ impl FromStr for GoDuration {
         if negative && total != 0 {
             return Err(ParseDurationError::Negative(input.to_owned()));
         }
-        let nanos = u64::try_from(total).map_err(|_| ParseDurationError::Overflow(input.to_owned()))?;
+        let nanos =
+            u64::try_from(total).map_err(|_| ParseDurationError::Overflow(input.to_owned()))?;
         Ok(Self(Duration::from_nanos(nanos)))
     }
 }

@@ -45,7 +45,11 @@ pub struct MetricsArgs {
     pub metrics_port: String,
 
     /// The address for the metrics server.
-    #[arg(long = "metrics-listen-address", default_value = "0.0.0.0", value_name = "ADDR")]
+    #[arg(
+        long = "metrics-listen-address",
+        default_value = "0.0.0.0",
+        value_name = "ADDR"
+    )]
     pub metrics_listen_address: String,
 }
 
@@ -71,7 +75,11 @@ pub struct HealthzArgs {
     pub healthz_port: u16,
 
     /// The listening address for the healthz server ("" = all interfaces).
-    #[arg(long = "healthz-listen-address", default_value = "", value_name = "ADDR")]
+    #[arg(
+        long = "healthz-listen-address",
+        default_value = "",
+        value_name = "ADDR"
+    )]
     pub healthz_listen_address: String,
 }
 
@@ -87,7 +95,11 @@ pub struct KubeconfigArgs {
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct TrustArgs {
     /// The control-plane trust domain.
-    #[arg(long = "trust-domain", default_value = "localhost", value_name = "DOMAIN")]
+    #[arg(
+        long = "trust-domain",
+        default_value = "localhost",
+        value_name = "DOMAIN"
+    )]
     pub trust_domain: String,
 
     /// Filepath to the trust anchors for the Dapr control plane.
@@ -152,7 +164,10 @@ mod tests {
         assert_eq!(all.healthz.healthz_port, 8080);
         assert_eq!(all.healthz.healthz_listen_address, "");
         assert_eq!(all.trust.trust_domain, "localhost");
-        assert_eq!(all.trust.trust_anchors_file_or_default(), DEFAULT_TRUST_ANCHORS_FILE);
+        assert_eq!(
+            all.trust.trust_anchors_file_or_default(),
+            DEFAULT_TRUST_ANCHORS_FILE
+        );
         assert_eq!(
             all.trust.sentry_address_or_default("dapr-system"),
             "dapr-sentry.dapr-system.svc:443"

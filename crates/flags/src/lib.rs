@@ -13,7 +13,7 @@ mod values;
 
 pub use duration::{GoDuration, ParseDurationError};
 pub use normalize::normalize;
-pub use values::{parse_go_bool, ParseBoolError};
+pub use values::{ParseBoolError, parse_go_bool};
 
 use std::ffi::OsString;
 

@@ -52,8 +52,22 @@ mod tests {
     #[test]
     fn single_dash_long_flags_gain_a_second_dash() {
         assert_eq!(
-            norm(&["sentry", "-port=1", "-mode", "kubernetes", "--log-level", "debug"]),
-            ["sentry", "--port=1", "--mode", "kubernetes", "--log-level", "debug"]
+            norm(&[
+                "sentry",
+                "-port=1",
+                "-mode",
+                "kubernetes",
+                "--log-level",
+                "debug"
+            ]),
+            [
+                "sentry",
+                "--port=1",
+                "--mode",
+                "kubernetes",
+                "--log-level",
+                "debug"
+            ]
         );
     }
 

@@ -1,6 +1,8 @@
 /// A boolean value Go's `strconv.ParseBool` would reject.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid boolean value {0:?}: expected one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False")]
+#[error(
+    "invalid boolean value {0:?}: expected one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False"
+)]
 pub struct ParseBoolError(pub String);
 
 /// Parses a boolean the way Go's `strconv.ParseBool` (and so pflag) does.

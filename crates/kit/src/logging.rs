@@ -80,7 +80,15 @@ impl LogLevel {
 }
 
 /// Dependencies whose debug output would drown ours; they stay at `info` even with `--log-level=debug`.
-const QUIET_DEPENDENCIES: &[&str] = &["h2", "hyper", "hyper_util", "tower", "rustls", "tonic", "axum"];
+const QUIET_DEPENDENCIES: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tower",
+    "rustls",
+    "tonic",
+    "axum",
+];
 
 /// Installs the global subscriber for a binary whose default scope is `scope` (e.g. `dapr.sentry`).
 pub fn init(args: &LogArgs, scope: &'static str) -> Result<LogLevel, LogError> {
@@ -148,7 +156,9 @@ impl DaprFormat {
         message: &str,
         mut fields: BTreeMap<String, String>,
     ) -> fmt::Result {
-        let scope = fields.remove("scope").unwrap_or_else(|| self.scope.to_owned());
+        let scope = fields
+            .remove("scope")
+            .unwrap_or_else(|| self.scope.to_owned());
         let time = rfc3339_nano(time);
         let fixed = [
             ("instance", self.instance.clone()),
@@ -170,7 +180,12 @@ impl DaprFormat {
             let line = serde_json::Value::Object(obj).to_string();
             writeln!(out, "{line}")
         } else {
-            write!(out, "time={} level={level} msg={}", quote(&time), quote(message))?;
+            write!(
+                out,
+                "time={} level={level} msg={}",
+                quote(&time),
+                quote(message)
+            )?;
             for (k, v) in &fields {
                 write!(out, " {k}={}", quote(v))?;
             }
@@ -198,7 +213,13 @@ where
         } else {
             logrus_level(*event.metadata().level())
         };
-        self.render(&mut writer, SystemTime::now(), level, &visitor.message, visitor.fields)
+        self.render(
+            &mut writer,
+            SystemTime::now(),
+            level,
+            &visitor.message,
+            visitor.fields,
+        )
     }
 }
 
@@ -222,7 +243,8 @@ impl tracing::field::Visit for FieldCollector {
         if field.name() == "message" {
             self.message = value.to_owned();
         } else {
-            self.fields.insert(field.name().to_owned(), value.to_owned());
+            self.fields
+                .insert(field.name().to_owned(), value.to_owned());
         }
     }
 
@@ -294,7 +316,13 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         format
-            .render(&mut out, time, "info", "Sentry shut down gracefully", fields)
+            .render(
+                &mut out,
+                time,
+                "info",
+                "Sentry shut down gracefully",
+                fields,
+            )
             .unwrap();
         out
     }
@@ -337,6 +365,9 @@ mod tests {
 
     #[test]
     fn whole_seconds_have_no_fraction() {
-        assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::from_secs(60)), "1970-01-01T00:01:00Z");
+        assert_eq!(
+            rfc3339_nano(UNIX_EPOCH + Duration::from_secs(60)),
+            "1970-01-01T00:01:00Z"
+        );
     }
 }

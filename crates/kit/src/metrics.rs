@@ -91,7 +91,10 @@ pub async fn serve(
         async move {
             let body = encode_text(&registry);
             (
-                [(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE))],
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(TEXT_CONTENT_TYPE),
+                )],
                 body,
             )
                 .into_response()
@@ -120,7 +123,11 @@ mod tests {
             counter.clone(),
         );
         let gauge: Gauge = Gauge::default();
-        registry.register("dapr_sentry_issuercert_expiry_timestamp", "Expiry.", gauge.clone());
+        registry.register(
+            "dapr_sentry_issuercert_expiry_timestamp",
+            "Expiry.",
+            gauge.clone(),
+        );
         counter.inc();
         gauge.set(42);
         let text = encode_text(&registry);
@@ -134,7 +141,11 @@ mod tests {
 
     #[test]
     fn unit_and_created_lines_are_dropped() {
-        let input = "# HELP c Help.\n# TYPE c counter\n# UNIT c seconds\nc_total 1\nc_created 1.0\n# EOF\n";
-        assert_eq!(openmetrics_to_text(input), "# HELP c_total Help.\n# TYPE c_total counter\nc_total 1\n");
+        let input =
+            "# HELP c Help.\n# TYPE c counter\n# UNIT c seconds\nc_total 1\nc_created 1.0\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_text(input),
+            "# HELP c_total Help.\n# TYPE c_total counter\nc_total 1\n"
+        );
     }
 }

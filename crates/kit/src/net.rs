@@ -25,7 +25,9 @@ mod tests {
     async fn an_empty_host_accepts_loopback_connections() {
         let l = bind_tcp("", 0).await.unwrap();
         let port = l.local_addr().unwrap().port();
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -121,28 +121,20 @@ impl Runtime {
 
     /// Like [`Runtime::run`] with signals delivered by name on `signals` (used by tests).
     pub async fn run_with_signals(mut self, mut signals: mpsc::Receiver<&'static str>) -> Outcome {
-        let failure = loop {
-            tokio::select! {
-                signal = signals.recv() => {
-                    match signal {
-                        Some(signal) => {
-                            tracing::info!("Received signal '{signal}'; beginning shutdown");
-                        }
-                        None => tracing::info!("signal source closed; beginning shutdown"),
-                    }
-                    break None;
-                }
-                joined = self.tasks.join_next_with_id() => {
-                    match joined {
-                        None => break None,
-                        Some(result) => {
-                            let error = self.classify(result);
-                            tracing::error!(fatal = true, "{error}");
-                            break Some(error);
-                        }
-                    }
-                }
+        // A closed signal channel disables its branch; the tasks still decide.
+        let failure = tokio::select! {
+            Some(signal) = signals.recv() => {
+                tracing::info!("Received signal '{signal}'; beginning shutdown");
+                None
             }
+            joined = self.tasks.join_next_with_id() => match joined {
+                None => None,
+                Some(result) => {
+                    let error = self.classify(result);
+                    tracing::error!(fatal = true, "{error}");
+                    Some(error)
+                }
+            },
         };
         self.readiness.start_draining();
         self.shutdown.cancel();
@@ -189,7 +181,10 @@ impl Runtime {
 
     fn classify(
         &mut self,
-        result: Result<(tokio::task::Id, (&'static str, anyhow::Result<()>)), tokio::task::JoinError>,
+        result: Result<
+            (tokio::task::Id, (&'static str, anyhow::Result<()>)),
+            tokio::task::JoinError,
+        >,
     ) -> TaskError {
         match result {
             Ok((id, (name, Ok(())))) => {
@@ -249,11 +244,9 @@ fn spawn_signal_listener(tx: mpsc::Sender<&'static str>) -> std::io::Result<()> 
 mod tests {
     use super::*;
 
-    fn server(token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> {
-        async move {
-            token.cancelled().await;
-            Ok(())
-        }
+    async fn server(token: CancellationToken) -> anyhow::Result<()> {
+        token.cancelled().await;
+        Ok(())
     }
 
     #[tokio::test(start_paused = true)]
@@ -268,7 +261,10 @@ mod tests {
         let outcome = rt.run_with_signals(rx).await;
         assert!(matches!(outcome, Outcome::Graceful), "{outcome:?}");
         assert_eq!(outcome.exit_code(), ExitCode::SUCCESS);
-        assert!(!readiness.is_ready(), "readiness must turn off when draining");
+        assert!(
+            !readiness.is_ready(),
+            "readiness must turn off when draining"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,12 +28,14 @@ pub async fn bind(
     host: &str,
     port: u16,
 ) -> Result<tokio::net::TcpListener, StartError> {
-    bind_tcp(host, port).await.map_err(|source| StartError::Bind {
-        what,
-        host: host.to_owned(),
-        port,
-        source,
-    })
+    bind_tcp(host, port)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            host: host.to_owned(),
+            port,
+            source,
+        })
 }
 
 /// Binds and spawns the healthz server and, when enabled, the metrics server.

@@ -40,7 +40,10 @@ impl Child {
         let program = program.as_ref();
         let output_path = std::env::temp_dir().join(format!(
             "dapr-testing-{}-{}-{}.log",
-            program.file_name().and_then(|n| n.to_str()).unwrap_or("child"),
+            program
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("child"),
             std::process::id(),
             free_port()
         ));
@@ -101,8 +104,14 @@ impl Drop for Child {
 }
 
 /// Runs `program` to completion (for flag errors and `--help`) and returns its status and output.
-pub fn run_to_completion(program: impl AsRef<Path>, args: &[&str]) -> io::Result<(ExitStatus, String)> {
-    let out = Command::new(program.as_ref()).args(args).stdin(Stdio::null()).output()?;
+pub fn run_to_completion(
+    program: impl AsRef<Path>,
+    args: &[&str],
+) -> io::Result<(ExitStatus, String)> {
+    let out = Command::new(program.as_ref())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok((out.status, text))
@@ -134,7 +143,12 @@ pub fn http_get(port: u16, path: &str) -> io::Result<(u16, String)> {
 }
 
 /// Polls `GET path` until it answers `status` or `timeout` passes; returns the last answer.
-pub fn wait_for_status(port: u16, path: &str, status: u16, timeout: Duration) -> Result<(), String> {
+pub fn wait_for_status(
+    port: u16,
+    path: &str,
+    status: u16,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
@@ -145,7 +159,9 @@ pub fn wait_for_status(port: u16, path: &str, status: u16, timeout: Duration) ->
         }
         thread::sleep(POLL_INTERVAL);
     }
-    Err(format!("GET :{port}{path} never answered {status} within {timeout:?}; last: {last}"))
+    Err(format!(
+        "GET :{port}{path} never answered {status} within {timeout:?}; last: {last}"
+    ))
 }
 
 /// Polls until `127.0.0.1:port` accepts a TCP connection.
@@ -157,7 +173,9 @@ pub fn wait_for_tcp(port: u16, timeout: Duration) -> Result<(), String> {
         }
         thread::sleep(POLL_INTERVAL);
     }
-    Err(format!("port {port} did not accept a connection within {timeout:?}"))
+    Err(format!(
+        "port {port} did not accept a connection within {timeout:?}"
+    ))
 }
 
 #[cfg(test)]
