@@ -232,6 +232,20 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_flag_takes_its_last_value_as_in_go() {
+        let all = parse(&[
+            "--log-level=debug",
+            "-log-level",
+            "warn",
+            "--enable-metrics=false",
+            "--enable-metrics",
+        ])
+        .unwrap();
+        assert_eq!(all.log.log_level, "warn");
+        assert!(all.metrics.enable_metrics);
+    }
+
+    #[test]
     fn unknown_flags_are_usage_errors_with_exit_code_2() {
         let err = parse(&["--no-such-flag=1"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);

@@ -32,15 +32,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    P::parse_from(normalize(args))
+    try_parse_from(args).unwrap_or_else(|e| e.exit())
 }
 
 /// Like [`parse_from`] but returns the clap error instead of exiting.
+///
+/// A flag given twice takes its last value, as with Go's flag packages (clap would reject it).
 pub fn try_parse_from<P, I, T>(args: I) -> Result<P, clap::Error>
 where
     P: clap::Parser,
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    P::try_parse_from(normalize(args))
+    let mut command = P::command().args_override_self(true);
+    let matches = command.try_get_matches_from_mut(normalize(args))?;
+    P::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }

@@ -12,7 +12,7 @@ use crate::{Runtime, healthz, metrics, net::bind_tcp};
 pub enum StartError {
     #[error(transparent)]
     MetricsPort(#[from] dapr_flags::groups::MetricsPortError),
-    #[error("failed to listen on {what} {host}:{port}: {source}")]
+    #[error("failed to listen on {what} {host}:{port}")]
     Bind {
         what: &'static str,
         host: String,
