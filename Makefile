@@ -17,6 +17,7 @@ help:
 	@echo "fix          rewrite: cargo fmt and clippy --fix"
 	@echo "gen          regenerate committed generated code (protos)"
 	@echo "proto-check  compare our .proto descriptors with upstream v1.18.3's"
+	@echo "conformance-prepare  fetch and build everything a conformance run needs"
 	@echo "conformance  upstream's integration suite against our binaries: FOCUS='<regex>' OURS=sentry,placement"
 
 build:
@@ -45,7 +46,7 @@ proto-check:
 	$(CARGO) run -q -p dapr-proto --features codegen --example proto-check -- --upstream "$$(hack/conformance/upstream.sh dir)"
 
 conformance-prepare:
-	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh --prepare-only
+	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh prepare
 
 conformance:
-	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh
+	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh run

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use dapr_kit::{Outcome, Runtime, servers};
 use prometheus_client::registry::Registry;
 
-use crate::{Options, net, peers};
+use crate::{Options, peers};
 
 /// Scope of placement's own log lines.
 const SCOPE: &str = "dapr.placement";
@@ -106,12 +105,7 @@ impl Options {
         // Quirk kept from upstream: metrics bind --listen-address, not --metrics-listen-address.
         servers::start_common(&mut rt, healthz, metrics, &listen_address, registry).await?;
 
-        let raft = net::bind_raft(&raft_address).await.with_context(|| {
-            format!(
-                "failed to listen on raft {}:{}",
-                raft_address.host, raft_address.port
-            )
-        })?;
+        let raft = servers::bind("raft", &raft_address.host, raft_address.port).await?;
         let raft_gate = rt.readiness().gate("placement-raft-leadership");
         let token = rt.shutdown_token();
         let node_id = id.clone();
@@ -120,7 +114,7 @@ impl Options {
             tracing::info!("Raft placeholder listening on {}", raft.local_addr()?);
             raft_gate.set_ready();
             tracing::info!("Node id={node_id} is waiting for leadership");
-            net::accept_and_drop(raft, token).await?;
+            dapr_kit::net::accept_and_drop("raft", raft, token).await?;
             Ok(())
         });
 

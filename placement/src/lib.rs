@@ -5,7 +5,6 @@
 //! RPC answers `Unimplemented`, the Raft port accepts and drops connections).
 
 mod app;
-mod net;
 mod options;
 pub mod peers;
 

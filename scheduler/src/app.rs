@@ -10,7 +10,6 @@ use prometheus_client::registry::Registry;
 use crate::{
     Options, Validated,
     etcd::{self, EmbedConfig},
-    net,
 };
 
 /// Scope of the scheduler's own log lines.
@@ -185,17 +184,8 @@ async fn start_etcd_placeholder(rt: &mut Runtime, config: EmbedConfig) -> anyhow
         backend_batch_interval,
     } = config;
     tracing::debug!(?backend_batch_interval, "etcd backend batch interval");
-    let client_listener = net::bind_prefer_ipv4(&client.host, client.port)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to listen on etcd client {}:{}",
-                client.host, client.port
-            )
-        })?;
-    let peer_listener = net::bind_prefer_ipv4(&peer.host, peer.port)
-        .await
-        .with_context(|| format!("failed to listen on etcd peer {}:{}", peer.host, peer.port))?;
+    let client_listener = servers::bind("etcd client", &client.host, client.port).await?;
+    let peer_listener = servers::bind("etcd peer", &peer.host, peer.port).await?;
     tracing::info!(
         client = %client_listener.local_addr()?,
         peer = %peer_listener.local_addr()?,
@@ -203,12 +193,12 @@ async fn start_etcd_placeholder(rt: &mut Runtime, config: EmbedConfig) -> anyhow
     );
     let token = rt.shutdown_token();
     rt.spawn_critical("scheduler.etcd-client-placeholder", async move {
-        net::accept_and_drop("etcd client", client_listener, token).await?;
+        dapr_kit::net::accept_and_drop("etcd client", client_listener, token).await?;
         Ok(())
     });
     let token = rt.shutdown_token();
     rt.spawn_critical("scheduler.etcd-peer-placeholder", async move {
-        net::accept_and_drop("etcd peer", peer_listener, token).await?;
+        dapr_kit::net::accept_and_drop("etcd peer", peer_listener, token).await?;
         Ok(())
     });
     // Upstream marks this target ready once the member started, before raft has a leader.

@@ -8,7 +8,6 @@
 mod app;
 pub mod etcd;
 mod go_url;
-mod net;
 mod options;
 pub mod quantity;
 
