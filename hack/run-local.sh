@@ -42,10 +42,10 @@ wait_healthy() {
 
 tls_args=()
 if [ "$mtls" = 1 ]; then
+  touch "$data_dir/sentry/config.yaml"
   start sentry --port 50001 --healthz-port 58082 --metrics-port 59092 \
     --issuer-credentials "$data_dir/sentry" --config "$data_dir/sentry/config.yaml" \
     --log-level "$log_level"
-  touch "$data_dir/sentry/config.yaml"
   wait_healthy sentry 58082
   tls_args=(--tls-enabled --trust-anchors-file "$data_dir/sentry/ca.crt" --sentry-address localhost:50001)
 fi
@@ -63,9 +63,10 @@ cat <<MSG
 Control plane running (data in $data_dir). Connect daprd with:
   daprd --app-id myapp --placement-host-address localhost:50005 --scheduler-host-address localhost:50006$( [ "$mtls" = 1 ] && printf ' \\\n    --enable-mtls --sentry-address localhost:50001  # with DAPR_TRUST_ANCHORS="$(cat %s)"' "$data_dir/sentry/ca.crt")
 
-Status: these binaries are SCAFFOLDS at this stage of the project. They parse upstream's flags and
-serve /healthz and /metrics, but their gRPC APIs answer Unimplemented:
-  sentry    - certificate signing not implemented (issue: sentry)
+Status: placement and scheduler are SCAFFOLDS at this stage of the project: they parse upstream's
+flags and serve /healthz and /metrics, but their gRPC APIs answer Unimplemented.
+  sentry    - standalone CA with the insecure validator works; JWT/OIDC, jwks and kubernetes
+              validators, credential reload are not implemented yet (issue: sentry)
   placement - actor placement not implemented (issue: placement)
   scheduler - jobs/reminders not implemented (issues: etcd store, scheduler)
 Press Ctrl-C to stop.

@@ -1,11 +1,24 @@
-//! Wiring: logging, the common servers and the CA's gRPC listener, under one runtime.
+//! Wiring: logging, config, CA, the common servers and the CA's TLS gRPC listener, under one
+//! runtime.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
 
+use anyhow::Context as _;
 use dapr_kit::{Runtime, servers};
+use dapr_proto::sentry::v1::ca_server::CaServer;
 use prometheus_client::registry::Registry;
+use tracing::Instrument as _;
 
-use crate::Options;
+use crate::ca::{self, FileStore};
+use crate::config::{self, SentryConfig, ValidatorKind};
+use crate::identity::{self, SENTRY_ID, ServingCert};
+use crate::metrics::Metrics;
+use crate::server::{CaService, CaState, serve_tls};
+use crate::validator::Validators;
+use crate::{Mode, Options};
 
 /// Scope of sentry's own log lines.
 const SCOPE: &str = "dapr.sentry";
@@ -35,24 +48,24 @@ impl Options {
         tracing::info!("Log level set to: {}", self.log.log_level);
         let mode = self.validate()?;
         let Self {
-            config: _,
-            issuer_credentials: _,
-            issuer_ca_filename: _,
-            issuer_certificate_filename: _,
-            issuer_key_filename: _,
+            config,
+            issuer_credentials,
+            issuer_ca_filename,
+            issuer_certificate_filename,
+            issuer_key_filename,
             trust_domain,
             port,
             listen_address,
             mode: _,
             kubeconfig: _,
-            jwt_enabled: _,
-            jwt_key_filename: _,
-            jwks_filename: _,
+            jwt_enabled,
+            jwt_key_filename,
+            jwks_filename,
             jwt_issuer: _,
             jwt_signing_algorithm: _,
             jwt_key_id: _,
             jwt_ttl: _,
-            oidc_enabled: _,
+            oidc_enabled,
             oidc_server_listen_port: _,
             oidc_server_listen_address: _,
             oidc_server_tls_enabled: _,
@@ -69,14 +82,43 @@ impl Options {
         if !ignored_args.is_empty() {
             tracing::warn!(args = ?ignored_args, "ignoring positional arguments");
         }
-        tracing::warn!(
-            ?mode,
-            %trust_domain,
-            "sentry is a scaffold: certificate signing, validators, JWT and OIDC are not implemented; every CA RPC answers Unimplemented"
+        // Unset → `default`; set but empty stays empty (and then fails to build SPIFFE ids).
+        let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+
+        let sentry_config = load_config(mode, &config)?;
+        let validators = validators(mode, &sentry_config);
+
+        let store = FileStore::new(
+            &issuer_credentials,
+            &issuer_ca_filename,
+            &issuer_certificate_filename,
+            &issuer_key_filename,
+        );
+        let sentry_id = format!("spiffe://{trust_domain}/ns/{namespace}/{SENTRY_ID}");
+        let (bundle, generated) = ca::load_or_generate(
+            &store,
+            &trust_domain,
+            &sentry_id,
+            sentry_config.allowed_clock_skew,
+            SystemTime::now(),
+        )
+        .context("error creating CA")?;
+        note_jwt_files(
+            &issuer_credentials,
+            &jwt_key_filename,
+            &jwks_filename,
+            jwt_enabled,
+            oidc_enabled,
         );
 
+        let mut registry = Registry::with_prefix("dapr_sentry");
+        let sentry_metrics = Metrics::register(&mut registry);
+        sentry_metrics.set_issuer_expiry(bundle.issuer_not_after());
+        if generated {
+            sentry_metrics.issuer_changed();
+        }
+
         let mut rt = Runtime::new();
-        let registry = Registry::with_prefix("dapr_sentry");
         servers::start_common(
             &mut rt,
             healthz,
@@ -86,16 +128,120 @@ impl Options {
         )
         .await?;
 
-        let grpc = servers::bind("gRPC", &listen_address, port).await?;
-        let gate = rt.readiness().gate("sentry-server");
-        let token = rt.shutdown_token();
-        rt.spawn_critical("sentry-server", async move {
-            tracing::info!("Running gRPC server on {}", grpc.local_addr()?);
-            gate.set_ready();
-            dapr_kit::grpc::serve_plaintext(grpc, tonic::service::Routes::default(), token).await?;
-            tracing::info!("Sentry shut down gracefully");
-            Ok(())
+        let state = Arc::new(CaState {
+            bundle: Arc::new(bundle),
+            validators,
+            config: sentry_config,
+            namespace,
+            // Standalone: the scheduler's DNS SANs use the trust domain as cluster domain.
+            cluster_domain: trust_domain.clone(),
+            metrics: sentry_metrics,
         });
+
+        let provider_gate = rt.readiness().gate("security-provider");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (serving, renew_at) = ServingCert::issue(&state, &trust_domain, &provider)
+            .context("error creating security")?;
+        provider_gate.set_ready();
+        let tls = identity::server_config(Arc::clone(&serving), Arc::clone(&provider))?;
+
+        let token = rt.shutdown_token();
+        {
+            let state = Arc::clone(&state);
+            let token = token.clone();
+            let td = trust_domain.clone();
+            rt.spawn_critical(
+                "security-provider",
+                async move {
+                    let mut renew_at = renew_at;
+                    loop {
+                        tokio::select! {
+                            () = token.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(identity::until(renew_at)) => {}
+                        }
+                        renew_at = serving
+                            .renew(&state, &td, &provider)
+                            .context("failed to renew sentry's certificate")?;
+                        tracing::info!("Renewed sentry's own certificate");
+                    }
+                }
+                .instrument(tracing::info_span!("sentry.identity")),
+            );
+        }
+
+        let grpc = servers::bind("gRPC", &listen_address, port)
+            .await
+            .with_context(|| format!("could not listen on port {port}"))?;
+        let gate = rt.readiness().gate("sentry-server");
+        let routes = tonic::service::Routes::new(CaServer::new(CaService(state)));
+        rt.spawn_critical(
+            "sentry-server",
+            async move {
+                tracing::info!("Running gRPC server on port {}", grpc.local_addr()?.port());
+                gate.set_ready();
+                serve_tls(grpc, Arc::new(tls), routes, token).await?;
+                tracing::info!("Sentry shut down gracefully");
+                Ok(())
+            }
+            .instrument(tracing::info_span!("sentry.server")),
+        );
         Ok(rt)
+    }
+}
+
+fn load_config(mode: Mode, name: &str) -> anyhow::Result<SentryConfig> {
+    match mode {
+        Mode::Standalone => config::load_file(name).map_err(|error| {
+            anyhow::anyhow!("loading default config. couldn't find config name {name:?}: {error}")
+        }),
+        Mode::Kubernetes => {
+            tracing::warn!(
+                config = name,
+                "reading the Configuration from Kubernetes is not implemented yet; using defaults"
+            );
+            Ok(SentryConfig::default())
+        }
+    }
+}
+
+fn validators(mode: Mode, config: &SentryConfig) -> Validators {
+    let configured: Vec<ValidatorKind> = config.token_validators.iter().map(|(k, _)| *k).collect();
+    if configured.contains(&ValidatorKind::Jwks) {
+        tracing::warn!("the jwks validator is not implemented yet: jwks requests are rejected");
+    }
+    let validators = match mode {
+        Mode::Standalone => Validators::standalone(&configured),
+        Mode::Kubernetes => {
+            tracing::warn!(
+                "the kubernetes validator is not implemented yet: requests are rejected"
+            );
+            Validators::kubernetes(&configured)
+        }
+    };
+    for kind in &validators.enabled {
+        tracing::info!("Adding validator '{}'", kind.name());
+    }
+    if let Some(kind) = validators.default {
+        tracing::info!("Using validator '{}'", kind.name());
+    }
+    validators
+}
+
+/// JWT signing is not implemented yet: note the files and flags instead of failing on them.
+fn note_jwt_files(dir: &str, key: &str, jwks: &str, jwt_enabled: bool, oidc_enabled: bool) {
+    // Upstream honours only absolute JWT paths; relative ones fall back to the default names.
+    let path = |name: &str, default: &str| {
+        if Path::new(name).is_absolute() {
+            Path::new(name).to_path_buf()
+        } else {
+            Path::new(dir).join(default)
+        }
+    };
+    let present = path(key, "jwt.key").exists() || path(jwks, "jwks.json").exists();
+    if present {
+        tracing::info!("JWT signing key material found; JWT issuing is not implemented yet");
+    }
+    if jwt_enabled || oidc_enabled {
+        tracing::warn!("-jwt-enabled/-oidc-enabled are not implemented yet; no JWTs are issued");
     }
 }

@@ -7,10 +7,25 @@ use dapr_testing::{Child, free_port, run_to_completion, wait_for_status, wait_fo
 const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
 const START: Duration = Duration::from_secs(10);
 
+/// A fresh, empty credentials directory and an empty config file, as the upstream harness uses.
+fn workdir(name: &str) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("sentry-process-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("creds")).unwrap();
+    std::fs::write(dir.join("sentry.yaml"), "").unwrap();
+    (
+        dir.join("creds").display().to_string(),
+        dir.join("sentry.yaml").display().to_string(),
+    )
+}
+
 #[test]
 fn sentry_opens_its_ports_reports_healthy_and_exits_zero_on_sigint() {
     let (grpc, healthz, metrics) = (free_port(), free_port(), free_port());
+    let (creds, config) = workdir("ports");
     let args = [
+        format!("-issuer-credentials={creds}"),
+        format!("-config={config}"),
         format!("-port={grpc}"),
         format!("-healthz-port={healthz}"),
         format!("-metrics-port={metrics}"),
@@ -38,6 +53,31 @@ fn sentry_opens_its_ports_reports_healthy_and_exits_zero_on_sigint() {
         child
             .output()
             .contains("Received signal 'interrupt'; beginning shutdown")
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_fatal_with_upstreams_prefix() {
+    let (creds, _) = workdir("noconfig");
+    let port = free_port().to_string();
+    let (status, output) = run_to_completion(
+        SENTRY,
+        &[
+            "-config=/nonexistent/sentry.yaml",
+            &format!("-issuer-credentials={creds}"),
+            "-healthz-port",
+            &port,
+        ],
+    )
+    .unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        output.contains(
+            r#"loading default config. couldn't find config name \"/nonexistent/sentry.yaml\""#
+        ) || output.contains(
+            r#"loading default config. couldn't find config name "/nonexistent/sentry.yaml""#
+        ),
+        "{output}"
     );
 }
 

@@ -1,0 +1,174 @@
+//! The `dapr.proto.sentry.v1.CA` gRPC service and its TLS listener (spec §7, §11).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use dapr_proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse, ca_server};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::ca::CaBundle;
+use crate::config::SentryConfig;
+use crate::metrics::Metrics;
+use crate::sign::{SignContext, SignError, sign_certificate};
+use crate::validator::Validators;
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request needs; shared by all requests of one CA generation.
+pub struct CaState {
+    pub bundle: Arc<CaBundle>,
+    pub validators: Validators,
+    pub config: SentryConfig,
+    pub namespace: String,
+    pub cluster_domain: String,
+    pub metrics: Metrics,
+}
+
+impl CaState {
+    /// The pure signing context over this state.
+    pub fn context(&self) -> SignContext<'_> {
+        SignContext {
+            bundle: &self.bundle,
+            validators: &self.validators,
+            workload_cert_ttl: self.config.workload_cert_ttl,
+            allowed_clock_skew: self.config.allowed_clock_skew,
+            control_plane_namespace: &self.namespace,
+            cluster_domain: &self.cluster_domain,
+        }
+    }
+}
+
+/// The gRPC service.
+pub struct CaService(pub Arc<CaState>);
+
+#[tonic::async_trait]
+impl ca_server::Ca for CaService {
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id, namespace = %request.get_ref().namespace))]
+    async fn sign_certificate(
+        &self,
+        request: tonic::Request<SignCertificateRequest>,
+    ) -> Result<tonic::Response<SignCertificateResponse>, tonic::Status> {
+        let state = &self.0;
+        state.metrics.request_received();
+        match sign_certificate(request.get_ref(), &state.context(), SystemTime::now()) {
+            Ok(signed) => {
+                state.metrics.sign_succeeded();
+                tracing::debug!(spiffe_id = %signed.spiffe_id, "signed certificate");
+                Ok(tonic::Response::new(signed.response))
+            }
+            Err(error) => {
+                state.metrics.sign_failed();
+                match &error {
+                    SignError::Sign(cause) => tracing::error!("Error signing identity: {cause}"),
+                    SignError::Validation(e) => {
+                        tracing::debug!("Failed to validate request: {e}")
+                    }
+                    other => tracing::debug!("Rejected request: {other}"),
+                }
+                Err(error.into_status())
+            }
+        }
+    }
+}
+
+/// Serves `routes` over TLS on `listener` until `shutdown` fires. Each handshake runs in its
+/// own task so a slow client cannot block others.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    routes: tonic::service::Routes,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let (tx, rx) = mpsc::channel::<Result<TlsConn, std::io::Error>>(64);
+    let acceptor = TlsAcceptor::from(tls);
+    let accept_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = accept_shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "failed to accept connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(TlsConn(stream))).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown.cancelled_owned())
+        .await
+}
+
+/// A server-side TLS connection tonic can serve.
+pub struct TlsConn(TlsStream<TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
