@@ -1,7 +1,6 @@
 //! Wiring: logging, config, CA, the common servers and the CA's TLS gRPC listener, under one
 //! runtime.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,10 +11,12 @@ use dapr_proto::sentry::v1::ca_server::CaServer;
 use prometheus_client::registry::Registry;
 use tracing::Instrument as _;
 
-use crate::ca::{self, FileStore};
+use crate::ca::{self, FileStore, JwtStore};
 use crate::config::{self, SentryConfig, ValidatorKind};
 use crate::identity::{self, SENTRY_ID, ServingCert};
+use crate::jwt::JwtFiles;
 use crate::metrics::Metrics;
+use crate::oidc::{self, Discovery, OidcServer, TlsFiles};
 use crate::server::{CaService, CaState, serve_tls};
 use crate::validator::Validators;
 use crate::{Mode, Options};
@@ -61,19 +62,19 @@ impl Options {
             jwt_enabled,
             jwt_key_filename,
             jwks_filename,
-            jwt_issuer: _,
-            jwt_signing_algorithm: _,
-            jwt_key_id: _,
-            jwt_ttl: _,
+            jwt_issuer: jwt_issuer_flag,
+            jwt_signing_algorithm,
+            jwt_key_id,
+            jwt_ttl,
             oidc_enabled,
-            oidc_server_listen_port: _,
-            oidc_server_listen_address: _,
+            oidc_server_listen_port,
+            oidc_server_listen_address,
             oidc_server_tls_enabled: _,
-            oidc_server_tls_cert_file: _,
-            oidc_server_tls_key_file: _,
-            oidc_jwks_uri: _,
-            oidc_path_prefix: _,
-            oidc_allowed_hosts: _,
+            oidc_server_tls_cert_file,
+            oidc_server_tls_key_file,
+            oidc_jwks_uri,
+            oidc_path_prefix,
+            oidc_allowed_hosts,
             ref healthz,
             ref metrics,
             log: _,
@@ -95,21 +96,41 @@ impl Options {
             &issuer_key_filename,
         );
         let sentry_id = format!("spiffe://{trust_domain}/ns/{namespace}/{SENTRY_ID}");
-        let (bundle, generated) = ca::load_or_generate(
+        let jwt_store = JwtStore {
+            files: JwtFiles::new(&issuer_credentials, &jwt_key_filename, &jwks_filename),
+            enabled: jwt_enabled,
+            key_id: jwt_key_id.clone(),
+        };
+        let loaded = ca::load(
             &store,
+            Some(&jwt_store),
             &trust_domain,
             &sentry_id,
             sentry_config.allowed_clock_skew,
             SystemTime::now(),
         )
         .context("error creating CA")?;
-        note_jwt_files(
-            &issuer_credentials,
-            &jwt_key_filename,
-            &jwks_filename,
-            jwt_enabled,
-            oidc_enabled,
-        );
+        let ca::Loaded {
+            bundle,
+            jwt,
+            generated,
+        } = loaded;
+        let jwt_issuer = match jwt {
+            Some(jwt) if jwt_enabled => {
+                tracing::info!("JWT issuing enabled");
+                let issuer = jwt
+                    .into_issuer(
+                        &jwt_signing_algorithm,
+                        jwt_key_id.as_deref(),
+                        jwt_issuer_flag.clone(),
+                        sentry_config.allowed_clock_skew,
+                        jwt_ttl.get(),
+                    )
+                    .context("error creating CA")?;
+                Some(Arc::new(issuer))
+            }
+            _ => None,
+        };
 
         let mut registry = Registry::with_prefix("dapr_sentry");
         let sentry_metrics = Metrics::register(&mut registry);
@@ -136,6 +157,7 @@ impl Options {
             // Standalone: the scheduler's DNS SANs use the trust domain as cluster domain.
             cluster_domain: trust_domain.clone(),
             metrics: sentry_metrics,
+            jwt: jwt_issuer.clone(),
         });
 
         let provider_gate = rt.readiness().gate("security-provider");
@@ -167,6 +189,49 @@ impl Options {
                 }
                 .instrument(tracing::info_span!("sentry.identity")),
             );
+        }
+
+        match (&jwt_issuer, oidc_enabled) {
+            (Some(issuer), true) => {
+                tracing::info!("Starting OIDC HTTP server on port {oidc_server_listen_port}");
+                let tls = match (oidc_server_tls_cert_file, oidc_server_tls_key_file) {
+                    (Some(cert), Some(key)) => Some(TlsFiles {
+                        cert: cert.into(),
+                        key: key.into(),
+                    }),
+                    _ => None,
+                };
+                let (_, jwks_path) = oidc::routes(oidc_path_prefix.as_deref());
+                if let Some(prefix) = oidc_path_prefix.as_deref().filter(|p| *p != "/") {
+                    tracing::info!("Using path prefix {prefix:?} for OIDC HTTP endpoints");
+                }
+                let server = OidcServer {
+                    listen_address: oidc_server_listen_address,
+                    port: oidc_server_listen_port,
+                    path_prefix: oidc_path_prefix,
+                    discovery: Discovery {
+                        issuer: jwt_issuer_flag,
+                        jwks_uri: oidc_jwks_uri,
+                        jwks_path,
+                        signing_algorithm: issuer.algorithm().to_owned(),
+                        tls: tls.is_some(),
+                        allowed_hosts: oidc_allowed_hosts
+                            .into_iter()
+                            .filter(|h| !h.is_empty())
+                            .collect(),
+                    },
+                    jwks_json: issuer.jwks().to_json(),
+                    tls,
+                };
+                let gate = rt.readiness().gate("oidc-server");
+                rt.spawn_critical(
+                    "oidc-server",
+                    server
+                        .run(gate, token.clone())
+                        .instrument(tracing::info_span!("sentry.oidc")),
+                );
+            }
+            _ => tracing::info!("OIDC HTTP server is disabled"),
         }
 
         let grpc = servers::bind("gRPC", &listen_address, port)
@@ -225,23 +290,4 @@ fn validators(mode: Mode, config: &SentryConfig) -> Validators {
         tracing::info!("Using validator '{}'", kind.name());
     }
     validators
-}
-
-/// JWT signing is not implemented yet: note the files and flags instead of failing on them.
-fn note_jwt_files(dir: &str, key: &str, jwks: &str, jwt_enabled: bool, oidc_enabled: bool) {
-    // Upstream honours only absolute JWT paths; relative ones fall back to the default names.
-    let path = |name: &str, default: &str| {
-        if Path::new(name).is_absolute() {
-            Path::new(name).to_path_buf()
-        } else {
-            Path::new(dir).join(default)
-        }
-    };
-    let present = path(key, "jwt.key").exists() || path(jwks, "jwks.json").exists();
-    if present {
-        tracing::info!("JWT signing key material found; JWT issuing is not implemented yet");
-    }
-    if jwt_enabled || oidc_enabled {
-        tracing::warn!("-jwt-enabled/-oidc-enabled are not implemented yet; no JWTs are issued");
-    }
 }

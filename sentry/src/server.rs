@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ca::CaBundle;
 use crate::config::SentryConfig;
+use crate::jwt::JwtIssuer;
 use crate::metrics::Metrics;
 use crate::sign::{SignContext, SignError, sign_certificate};
 use crate::validator::Validators;
@@ -31,6 +32,8 @@ pub struct CaState {
     pub namespace: String,
     pub cluster_domain: String,
     pub metrics: Metrics,
+    /// The JWT-SVID signer, with `-jwt-enabled`.
+    pub jwt: Option<Arc<JwtIssuer>>,
 }
 
 impl CaState {
@@ -43,6 +46,7 @@ impl CaState {
             allowed_clock_skew: self.config.allowed_clock_skew,
             control_plane_namespace: &self.namespace,
             cluster_domain: &self.cluster_domain,
+            jwt: self.jwt.as_deref(),
         }
     }
 }

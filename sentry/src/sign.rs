@@ -13,6 +13,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
 use crate::ca::CaBundle;
+use crate::jwt::{JwtIssuer, TokenError};
 use crate::validator::{self, ValidationError, Validators};
 
 /// What signing needs besides the request.
@@ -25,6 +26,8 @@ pub struct SignContext<'a> {
     pub control_plane_namespace: &'a str,
     /// Cluster domain for the scheduler's DNS SANs (standalone: the trust domain).
     pub cluster_domain: &'a str,
+    /// Set with `-jwt-enabled`: every response also carries JWT-SVIDs (spec §9).
+    pub jwt: Option<&'a JwtIssuer>,
 }
 
 /// Why a request failed; `into_status` gives upstream's code and message.
@@ -44,6 +47,10 @@ pub enum SignError {
     InvalidSignature,
     #[error("failed to sign certificate")]
     Sign(#[source] SignFailure),
+    #[error("failed to generate JWT: {0}")]
+    Jwt(#[source] TokenError),
+    #[error("failed to generate JWT for audience {0}: {1}")]
+    AudienceJwt(String, #[source] TokenError),
 }
 
 /// The cause behind `failed to sign certificate` (logged, not returned).
@@ -66,7 +73,9 @@ impl SignError {
             | Self::ParseCsr(_)
             | Self::InvalidSignature => tonic::Status::invalid_argument(message),
             Self::Validation(_) => tonic::Status::permission_denied(message),
-            Self::Sign(_) => tonic::Status::internal(message),
+            Self::Sign(_) | Self::Jwt(_) | Self::AudienceJwt(..) => {
+                tonic::Status::internal(message)
+            }
         }
     }
 }
@@ -115,7 +124,7 @@ pub fn sign_certificate(
             .map_err(|e| SignError::Sign(SignFailure::X509(e)))?;
 
     let dns = control_plane_dns(req, ctx);
-    sign_identity(
+    let mut signed = sign_identity(
         &public_key,
         &trust_domain,
         &req.namespace,
@@ -124,7 +133,42 @@ pub fn sign_certificate(
         ctx,
         now,
     )
-    .map_err(SignError::Sign)
+    .map_err(SignError::Sign)?;
+    if let Some(issuer) = ctx.jwt {
+        add_jwts(&mut signed.response, issuer, &trust_domain, req, now)?;
+    }
+    Ok(signed)
+}
+
+/// Adds the JWT for all audiences and one per audience; the audiences are the trust domain
+/// followed by the requested ones, order kept, duplicates not removed (spec §9).
+fn add_jwts(
+    response: &mut SignCertificateResponse,
+    issuer: &JwtIssuer,
+    trust_domain: &TrustDomain,
+    req: &SignCertificateRequest,
+    now: SystemTime,
+) -> Result<(), SignError> {
+    let audiences: Vec<String> = std::iter::once(trust_domain.as_str().to_owned())
+        .chain(req.jwt_audiences.iter().cloned())
+        .collect();
+    let token = issuer
+        .generate(trust_domain, &audiences, &req.namespace, &req.id, now)
+        .map_err(SignError::Jwt)?;
+    response.jwt = Some(token);
+    for audience in &audiences {
+        let token = issuer
+            .generate(
+                trust_domain,
+                std::slice::from_ref(audience),
+                &req.namespace,
+                &req.id,
+                now,
+            )
+            .map_err(|e| SignError::AudienceJwt(audience.clone(), e))?;
+        response.per_audience_jwts.insert(audience.clone(), token);
+    }
+    Ok(())
 }
 
 /// Signs a leaf for `spiffe://<td>/ns/<namespace>/<id>` with the issuer key (spec §5.6).

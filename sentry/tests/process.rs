@@ -106,3 +106,34 @@ fn help_prints_usage_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(output.contains("--issuer-credentials"), "{output}");
 }
+
+#[test]
+fn an_empty_jwks_file_is_fatal_within_a_second_even_with_jwt_off() {
+    let (creds, config) = workdir("emptyjwks");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    std::fs::write(format!("{creds}/jwt.key"), key.serialize_pem()).unwrap();
+    std::fs::write(format!("{creds}/jwks.json"), "").unwrap();
+    let (grpc, healthz, metrics) = (free_port(), free_port(), free_port());
+    let args = [
+        format!("-issuer-credentials={creds}"),
+        format!("-config={config}"),
+        format!("-port={grpc}"),
+        format!("-healthz-port={healthz}"),
+        format!("-metrics-port={metrics}"),
+        "-listen-address=127.0.0.1".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = Child::spawn(SENTRY, &args).unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(1))
+        .unwrap()
+        .unwrap_or_else(|| panic!("sentry still running after 1 s\n{}", child.output()));
+    assert_eq!(status.code(), Some(1), "{}", child.output());
+    assert!(
+        child
+            .output()
+            .contains("error creating CA: failed to get CA bundle: failed to verify JWKS: failed to parse JWKS: "),
+        "{}",
+        child.output()
+    );
+}

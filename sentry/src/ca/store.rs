@@ -71,7 +71,7 @@ impl FileStore {
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -82,7 +82,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     }
 }
 
-fn write_0600(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_0600(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
     let write = || -> io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)

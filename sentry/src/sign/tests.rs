@@ -31,6 +31,7 @@ fn ctx<'a>(bundle: &'a CaBundle, validators: &'a Validators) -> SignContext<'a> 
         allowed_clock_skew: SKEW,
         control_plane_namespace: "dapr-system",
         cluster_domain: "cluster.local",
+        jwt: None,
     }
 }
 
@@ -331,4 +332,50 @@ fn an_unbuildable_spiffe_id_is_an_internal_error() {
         (s.code(), s.message()),
         (tonic::Code::Internal, "failed to sign certificate")
     );
+}
+
+#[test]
+fn with_jwt_enabled_responses_carry_one_jwt_for_all_audiences_and_one_per_audience() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let key = crate::jwt::SigningKey::from_pem(
+        KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .unwrap()
+            .serialize_pem()
+            .as_bytes(),
+    )
+    .unwrap();
+    let jwks = crate::jwt::Jwks::single(crate::jwt::public_members(key.public()));
+    let issuer = JwtIssuer::new(key, "EdDSA".into(), "kid".into(), None, SKEW, TTL, jwks);
+    let b = bundle();
+    let v = Validators::standalone(&[]);
+    let mut c = ctx(&b, &v);
+    c.jwt = Some(&issuer);
+    let mut req = request(csr(&rcgen::PKCS_ED25519));
+    req.jwt_audiences = vec!["api".into(), "public".into()];
+    let resp = sign_certificate(&req, &c, SystemTime::now())
+        .unwrap()
+        .response;
+    let aud = |token: &str| {
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["sub"], "spiffe://public/ns/default/myapp");
+        claims["aud"].clone()
+    };
+    // Trust domain first, duplicates kept.
+    assert_eq!(
+        aud(resp.jwt.as_deref().unwrap()),
+        serde_json::json!(["public", "api", "public"])
+    );
+    let mut keys: Vec<_> = resp.per_audience_jwts.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["api", "public"]);
+    for (audience, token) in &resp.per_audience_jwts {
+        assert_eq!(aud(token), serde_json::json!([audience]));
+    }
 }
