@@ -11,15 +11,20 @@ use dapr_proto::sentry::v1::ca_server::CaServer;
 use prometheus_client::registry::Registry;
 use tracing::Instrument as _;
 
+use crate::ca::kube_store::{Keys, KubeStore};
 use crate::ca::{self, FileStore, JwtStore};
 use crate::config::{self, SentryConfig, ValidatorKind};
 use crate::identity::{self, SENTRY_ID, ServingCert};
 use crate::jwt::JwtFiles;
+use crate::kube::{self, KubeClient, cache};
 use crate::metrics::Metrics;
 use crate::oidc::{self, Discovery, OidcServer, TlsFiles};
 use crate::server::{CaService, CaState, serve_tls};
 use crate::validator::Validators;
+use crate::validator::jwks::{JwksOptions, JwksValidator};
+use crate::validator::kubernetes::KubeValidator;
 use crate::{Mode, Options};
+use dapr_security::TrustDomain;
 
 /// Scope of sentry's own log lines.
 const SCOPE: &str = "dapr.sentry";
@@ -48,6 +53,7 @@ impl Options {
         );
         tracing::info!("Log level set to: {}", self.log.log_level);
         let mode = self.validate()?;
+        let kubeconfig_path = self.kubeconfig_path();
         let Self {
             config,
             issuer_credentials,
@@ -86,8 +92,19 @@ impl Options {
         // Unset → `default`; set but empty stays empty (and then fails to build SPIFFE ids).
         let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
 
-        let sentry_config = load_config(mode, &config)?;
-        let validators = validators(mode, &sentry_config);
+        let kube = match mode {
+            Mode::Kubernetes => {
+                dapr_security::uid::check_container_uid().context("error creating security")?;
+                Some(
+                    KubeClient::from_env(kubeconfig_path.as_deref())
+                        .context("failed to create the Kubernetes client")?,
+                )
+            }
+            Mode::Standalone => None,
+        };
+        let sentry_config = load_config(mode, &config, &namespace, kube.as_ref()).await?;
+        let sentry_id = format!("spiffe://{trust_domain}/ns/{namespace}/{SENTRY_ID}");
+        let validators = validators(mode, &sentry_config, &sentry_id);
 
         let store = FileStore::new(
             &issuer_credentials,
@@ -95,20 +112,46 @@ impl Options {
             &issuer_certificate_filename,
             &issuer_key_filename,
         );
-        let sentry_id = format!("spiffe://{trust_domain}/ns/{namespace}/{SENTRY_ID}");
         let jwt_store = JwtStore {
             files: JwtFiles::new(&issuer_credentials, &jwt_key_filename, &jwks_filename),
             enabled: jwt_enabled,
             key_id: jwt_key_id.clone(),
         };
-        let loaded = ca::load(
-            &store,
-            Some(&jwt_store),
-            &trust_domain,
-            &sentry_id,
-            sentry_config.allowed_clock_skew,
-            SystemTime::now(),
-        )
+        let loaded = match &kube {
+            // Kubernetes mode: Secret + ConfigMap `dapr-trust-bundle`; the files are only
+            // watched (spec §5.1).
+            Some(client) => {
+                let kube_store = KubeStore {
+                    client: client.clone(),
+                    namespace: namespace.clone(),
+                    keys: Keys::from_paths(
+                        &store.root,
+                        &store.issuer_cert,
+                        &store.issuer_key,
+                        &jwt_store.files.key,
+                        &jwt_store.files.jwks,
+                    ),
+                };
+                kube_store
+                    .load(
+                        jwt_enabled,
+                        jwt_key_id.as_deref(),
+                        &trust_domain,
+                        &sentry_id,
+                        sentry_config.allowed_clock_skew,
+                        SystemTime::now(),
+                    )
+                    .await
+            }
+            None => ca::load(
+                &store,
+                Some(&jwt_store),
+                &trust_domain,
+                &sentry_id,
+                sentry_config.allowed_clock_skew,
+                SystemTime::now(),
+            ),
+        }
         .context("error creating CA")?;
         let ca::Loaded {
             bundle,
@@ -140,6 +183,17 @@ impl Options {
         }
 
         let mut rt = Runtime::new();
+        let jwks = start_jwks(&mut rt, &sentry_config, &sentry_id).await?;
+        let kubernetes = match kube {
+            Some(client) => Some(start_kubernetes(
+                &rt,
+                client,
+                &sentry_id,
+                &namespace,
+                &trust_domain,
+            )?),
+            None => None,
+        };
         servers::start_common(
             &mut rt,
             healthz,
@@ -158,6 +212,8 @@ impl Options {
             cluster_domain: trust_domain.clone(),
             metrics: sentry_metrics,
             jwt: jwt_issuer.clone(),
+            jwks,
+            kubernetes,
         });
 
         let provider_gate = rt.readiness().gate("security-provider");
@@ -254,40 +310,108 @@ impl Options {
     }
 }
 
-fn load_config(mode: Mode, name: &str) -> anyhow::Result<SentryConfig> {
-    match mode {
-        Mode::Standalone => config::load_file(name).map_err(|error| {
-            anyhow::anyhow!("loading default config. couldn't find config name {name:?}: {error}")
-        }),
-        Mode::Kubernetes => {
-            tracing::warn!(
-                config = name,
-                "reading the Configuration from Kubernetes is not implemented yet; using defaults"
-            );
-            Ok(SentryConfig::default())
+async fn load_config(
+    mode: Mode,
+    name: &str,
+    namespace: &str,
+    kube: Option<&KubeClient>,
+) -> anyhow::Result<SentryConfig> {
+    let fail = |error: &dyn std::fmt::Display| {
+        anyhow::anyhow!("loading default config. couldn't find config name {name:?}: {error}")
+    };
+    match (mode, kube) {
+        (Mode::Kubernetes, Some(client)) => {
+            let object = if name.is_empty() { "daprsystem" } else { name };
+            match client
+                .get(&kube::configuration_path(namespace, object))
+                .await
+            {
+                // JSON is YAML: the file parser reads the API object as is.
+                Ok(value) => config::parse(&value.to_string()).map_err(|e| fail(&e)),
+                Err(error) if error.is_not_found() => Err(fail(&"config CRD not found")),
+                Err(error) => Err(fail(&error)),
+            }
         }
+        _ => config::load_file(name).map_err(|e| fail(&e)),
     }
 }
 
-fn validators(mode: Mode, config: &SentryConfig) -> Validators {
+/// Starts the pod and configuration caches and the kubernetes validator; its readiness gate
+/// `sentry-kubernetes-validator` opens once both caches have synced.
+fn start_kubernetes(
+    rt: &Runtime,
+    client: KubeClient,
+    sentry_id: &str,
+    namespace: &str,
+    trust_domain: &str,
+) -> anyhow::Result<Arc<KubeValidator>> {
+    let token = rt.shutdown_token();
+    let gate = rt.readiness().gate("sentry-kubernetes-validator");
+    let validator = Arc::new(KubeValidator {
+        pods: cache::start(client.clone(), "/api/v1/pods", token.clone()),
+        configurations: cache::start(
+            client.clone(),
+            "/apis/dapr.io/v1alpha1/configurations",
+            token,
+        ),
+        client,
+        sentry_id: sentry_id.to_owned(),
+        sentry_namespace: namespace.to_owned(),
+        sentry_trust_domain: TrustDomain::parse(trust_domain).context("invalid trust domain")?,
+    });
+    let waiting = Arc::clone(&validator);
+    tokio::spawn(
+        async move {
+            if waiting.wait_synced().await {
+                tracing::info!("Kubernetes validator caches synced");
+                gate.set_ready();
+            }
+        }
+        .instrument(tracing::info_span!("sentry.kubernetes")),
+    );
+    Ok(validator)
+}
+
+fn validators(mode: Mode, config: &SentryConfig, sentry_id: &str) -> Validators {
     let configured: Vec<ValidatorKind> = config.token_validators.iter().map(|(k, _)| *k).collect();
-    if configured.contains(&ValidatorKind::Jwks) {
-        tracing::warn!("the jwks validator is not implemented yet: jwks requests are rejected");
-    }
     let validators = match mode {
         Mode::Standalone => Validators::standalone(&configured),
-        Mode::Kubernetes => {
-            tracing::warn!(
-                "the kubernetes validator is not implemented yet: requests are rejected"
-            );
-            Validators::kubernetes(&configured)
-        }
+        Mode::Kubernetes => Validators::kubernetes(&configured),
     };
     for kind in &validators.enabled {
-        tracing::info!("Adding validator '{}'", kind.name());
+        match kind {
+            ValidatorKind::Insecure => tracing::info!("Adding validator 'insecure'"),
+            other => tracing::info!(
+                "Adding validator '{}' with Sentry ID: {sentry_id}",
+                other.name()
+            ),
+        }
     }
     if let Some(kind) = validators.default {
         tracing::info!("Using validator '{}'", kind.name());
     }
     validators
+}
+
+/// Starts the jwks validator when configured: the first load happens now (fatal on error),
+/// then the readiness gate `sentry-jwks-validator` opens.
+async fn start_jwks(
+    rt: &mut Runtime,
+    config: &SentryConfig,
+    sentry_id: &str,
+) -> anyhow::Result<Option<Arc<JwksValidator>>> {
+    let Some((_, options)) = config
+        .token_validators
+        .iter()
+        .find(|(k, _)| *k == ValidatorKind::Jwks)
+    else {
+        return Ok(None);
+    };
+    let gate = rt.readiness().gate("sentry-jwks-validator");
+    let options = JwksOptions::parse(options).context("error creating validator jwks")?;
+    let validator = JwksValidator::start(options, sentry_id.to_owned(), rt.shutdown_token())
+        .await
+        .context("failed to init cache")?;
+    gate.set_ready();
+    Ok(Some(Arc::new(validator)))
 }

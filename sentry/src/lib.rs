@@ -1,16 +1,17 @@
 //! Sentry: Dapr's mTLS certificate authority.
 //!
-//! Implemented: the standalone CA (file store, generation, bundle validation), the insecure
-//! validator, `SignCertificate` over TLS with sentry's own SPIFFE identity, the metrics,
-//! JWT-SVIDs (signing key + JWKS loading, checks and generation) and the OIDC server.
-//! Not yet: the jwks and kubernetes validators, the Kubernetes store and reloading on
-//! credential changes.
+//! Implemented: the CA (file store in standalone mode, Secret + ConfigMap store in kubernetes
+//! mode; generation and validation), the insecure, jwks and kubernetes validators,
+//! `SignCertificate` over TLS with sentry's own SPIFFE identity, the metrics, JWT-SVIDs and
+//! the OIDC server. Not yet: reloading on credential changes and the cluster-domain lookup.
 
 mod app;
 pub mod ca;
 pub mod config;
+mod http_client;
 pub mod identity;
 pub mod jwt;
+pub mod kube;
 pub mod metrics;
 pub mod oidc;
 mod options;

@@ -16,10 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ca::CaBundle;
 use crate::config::SentryConfig;
+use crate::config::ValidatorKind;
 use crate::jwt::JwtIssuer;
 use crate::metrics::Metrics;
-use crate::sign::{SignContext, SignError, sign_certificate};
-use crate::validator::Validators;
+use crate::sign::{SignContext, SignError, Signed, select_validator, sign_validated};
+use crate::validator::jwks::JwksValidator;
+use crate::validator::kubernetes::KubeValidator;
+use crate::validator::{self, ValidationError, Validators};
+use dapr_security::TrustDomain;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,9 +38,37 @@ pub struct CaState {
     pub metrics: Metrics,
     /// The JWT-SVID signer, with `-jwt-enabled`.
     pub jwt: Option<Arc<JwtIssuer>>,
+    /// The jwks validator, when configured.
+    pub jwks: Option<Arc<JwksValidator>>,
+    /// The kubernetes validator, in kubernetes mode.
+    pub kubernetes: Option<Arc<KubeValidator>>,
 }
 
 impl CaState {
+    /// Runs validator `kind` (already selected and enabled) on the request.
+    pub async fn validate(
+        &self,
+        kind: ValidatorKind,
+        req: &SignCertificateRequest,
+    ) -> Result<TrustDomain, ValidationError> {
+        match kind {
+            ValidatorKind::Jwks if let Some(jwks) = &self.jwks => {
+                jwks.validate(req, SystemTime::now())
+            }
+            ValidatorKind::Kubernetes if let Some(kube) = &self.kubernetes => {
+                kube.validate(req).await
+            }
+            _ => validator::validate(kind, req),
+        }
+    }
+
+    /// Validates, then signs (spec §7.1).
+    pub async fn sign(&self, req: &SignCertificateRequest) -> Result<Signed, SignError> {
+        let kind = select_validator(req, &self.validators)?;
+        let td = self.validate(kind, req).await?;
+        sign_validated(req, &td, &self.context(), SystemTime::now())
+    }
+
     /// The pure signing context over this state.
     pub fn context(&self) -> SignContext<'_> {
         SignContext {
@@ -63,7 +95,7 @@ impl ca_server::Ca for CaService {
     ) -> Result<tonic::Response<SignCertificateResponse>, tonic::Status> {
         let state = &self.0;
         state.metrics.request_received();
-        match sign_certificate(request.get_ref(), &state.context(), SystemTime::now()) {
+        match state.sign(request.get_ref()).await {
             Ok(signed) => {
                 state.metrics.sign_succeeded();
                 tracing::debug!(spiffe_id = %signed.spiffe_id, "signed certificate");

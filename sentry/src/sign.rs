@@ -13,6 +13,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
 use crate::ca::CaBundle;
+use crate::config::ValidatorKind;
 use crate::jwt::{JwtIssuer, TokenError};
 use crate::validator::{self, ValidationError, Validators};
 
@@ -87,26 +88,43 @@ pub struct Signed {
     pub spiffe_id: SpiffeId,
 }
 
-/// Validates, parses and signs one request (spec §7.1 order).
+/// Validates, parses and signs one request (spec §7.1 order), with the synchronous
+/// validators only (the server runs the async ones itself, then [`sign_validated`]).
 pub fn sign_certificate(
     req: &SignCertificateRequest,
     ctx: &SignContext<'_>,
     now: SystemTime,
 ) -> Result<Signed, SignError> {
+    let kind = select_validator(req, ctx.validators)?;
+    let trust_domain = validator::validate(kind, req)?;
+    sign_validated(req, &trust_domain, ctx, now)
+}
+
+/// Steps 1-3 of §7.1: the validator the request names, or the default, if enabled.
+pub fn select_validator(
+    req: &SignCertificateRequest,
+    validators: &Validators,
+) -> Result<ValidatorKind, SignError> {
     let requested = if req.token_validator != 0 {
         req.token_validator
     } else {
-        ctx.validators.default.map_or(0, |k| k.number())
+        validators.default.map_or(0, |k| k.number())
     };
     if requested == 0 {
         return Err(SignError::NoValidator);
     }
-    let kind = ctx
-        .validators
+    validators
         .enabled(requested)
-        .ok_or(SignError::ValidatorNotEnabled)?;
-    let trust_domain = validator::validate(kind, req)?;
+        .ok_or(SignError::ValidatorNotEnabled)
+}
 
+/// Steps 5-11 of §7.1, once a validator has accepted the request and named its trust domain.
+pub fn sign_validated(
+    req: &SignCertificateRequest,
+    trust_domain: &TrustDomain,
+    ctx: &SignContext<'_>,
+    now: SystemTime,
+) -> Result<Signed, SignError> {
     let block = pem::parse_many(&req.certificate_signing_request)
         .ok()
         .and_then(|b| b.into_iter().next())
@@ -126,7 +144,7 @@ pub fn sign_certificate(
     let dns = control_plane_dns(req, ctx);
     let mut signed = sign_identity(
         &public_key,
-        &trust_domain,
+        trust_domain,
         &req.namespace,
         &req.id,
         dns,
@@ -135,7 +153,7 @@ pub fn sign_certificate(
     )
     .map_err(SignError::Sign)?;
     if let Some(issuer) = ctx.jwt {
-        add_jwts(&mut signed.response, issuer, &trust_domain, req, now)?;
+        add_jwts(&mut signed.response, issuer, trust_domain, req, now)?;
     }
     Ok(signed)
 }

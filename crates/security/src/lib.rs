@@ -8,6 +8,7 @@
 mod der;
 pub mod pem;
 pub mod spiffe;
+pub mod uid;
 
 pub use pem::{Certificate, KeyAlgorithm, PemError, PrivateKey};
 pub use spiffe::{SpiffeError, SpiffeId, TrustDomain};

@@ -30,6 +30,10 @@ pub enum CaError {
     GenerateJwt(#[source] JwtLoadError),
     #[error("failed to store CA bundle: {0}")]
     Store(#[source] StoreError),
+    #[error("failed to get CA bundle: {0}")]
+    KubeGet(#[source] kube_store::KubeStoreError),
+    #[error("failed to store CA bundle: {0}")]
+    KubeStore(#[source] kube_store::KubeStoreError),
 }
 
 /// The JWT side of the store: where the files are and how to check them.
@@ -82,34 +86,25 @@ pub fn load(
         ),
         None => None,
     };
-    let mut jwt_bundle = match jwt {
+    let jwt_bundle = match jwt {
         Some(j) => j.files.load(j.key_id.as_deref()).map_err(CaError::Jwt)?,
         None => None,
     };
 
-    let mut generated = false;
-    let bundle = match x509 {
-        Some(bundle) => {
-            tracing::info!("Root and issuer certs found: using credentials from store");
-            bundle
-        }
-        None => {
-            tracing::info!("Root and issuer certs not found: generating self signed CA");
-            tracing::info!("Generating self-signed CA certs and persisting to store");
-            generated = true;
-            generate(trust_domain, sentry_id, skew, now)
-                .map_err(CaError::Generate)?
-                .0
-        }
-    };
-    if let Some(j) = jwt
-        && j.enabled
-        && jwt_bundle.is_none()
-    {
-        tracing::info!("Generating JWT signing key and persisting to store");
-        jwt_bundle = Some(JwtBundle::generate().map_err(CaError::GenerateJwt)?);
-        generated = true;
-    }
+    let loaded = complete(
+        x509,
+        jwt_bundle,
+        jwt.is_some_and(|j| j.enabled),
+        trust_domain,
+        sentry_id,
+        skew,
+        now,
+    )?;
+    let Loaded {
+        bundle,
+        jwt: jwt_bundle,
+        generated,
+    } = loaded;
     if generated {
         store
             .store(
@@ -131,6 +126,46 @@ pub fn load(
         generated,
     })
 }
+
+/// The store-independent part of loading (spec §5.1, §5.2): keep what was found, generate the
+/// X.509 bundle when none was found and the JWT bundle when JWT is on and none was found.
+pub fn complete(
+    x509: Option<CaBundle>,
+    mut jwt_bundle: Option<JwtBundle>,
+    jwt_enabled: bool,
+    trust_domain: &str,
+    sentry_id: &str,
+    skew: Duration,
+    now: SystemTime,
+) -> Result<Loaded, CaError> {
+    let mut generated = false;
+    let bundle = match x509 {
+        Some(bundle) => {
+            tracing::info!("Root and issuer certs found: using credentials from store");
+            bundle
+        }
+        None => {
+            tracing::info!("Root and issuer certs not found: generating self signed CA");
+            tracing::info!("Generating self-signed CA certs and persisting to store");
+            generated = true;
+            generate(trust_domain, sentry_id, skew, now)
+                .map_err(CaError::Generate)?
+                .0
+        }
+    };
+    if jwt_enabled && jwt_bundle.is_none() {
+        tracing::info!("Generating JWT signing key and persisting to store");
+        jwt_bundle = Some(JwtBundle::generate().map_err(CaError::GenerateJwt)?);
+        generated = true;
+    }
+    Ok(Loaded {
+        bundle,
+        jwt: jwt_bundle,
+        generated,
+    })
+}
+
+pub mod kube_store;
 
 #[cfg(test)]
 mod tests;

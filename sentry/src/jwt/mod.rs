@@ -51,16 +51,7 @@ impl JwtFiles {
         let Some(jwks_json) = read_optional(&self.jwks).map_err(JwtLoadError::Read)? else {
             return Ok(None);
         };
-        let jwks = Jwks::parse(&jwks_json).map_err(JwtLoadError::Jwks)?;
-        jwks.verify(key.public(), key_id)
-            .map_err(JwtLoadError::Jwks)?;
-        Ok(Some(JwtBundle {
-            key_pem,
-            key,
-            jwks_json,
-            jwks,
-            generated: false,
-        }))
+        JwtBundle::from_parts(key_pem, key, jwks_json, key_id).map(Some)
     }
 
     /// Writes the pair, mode 0600.
@@ -95,6 +86,34 @@ pub struct JwtBundle {
 }
 
 impl JwtBundle {
+    /// A stored pair (e.g. the Kubernetes Secret's `jwt.key` + `jwks.json`), parsed and checked.
+    pub fn from_pem(
+        key_pem: Vec<u8>,
+        jwks_json: Vec<u8>,
+        key_id: Option<&str>,
+    ) -> Result<Self, JwtLoadError> {
+        let key = SigningKey::from_pem(&key_pem).map_err(JwtLoadError::Key)?;
+        Self::from_parts(key_pem, key, jwks_json, key_id)
+    }
+
+    fn from_parts(
+        key_pem: Vec<u8>,
+        key: SigningKey,
+        jwks_json: Vec<u8>,
+        key_id: Option<&str>,
+    ) -> Result<Self, JwtLoadError> {
+        let jwks = Jwks::parse(&jwks_json).map_err(JwtLoadError::Jwks)?;
+        jwks.verify(key.public(), key_id)
+            .map_err(JwtLoadError::Jwks)?;
+        Ok(Self {
+            key_pem,
+            key,
+            jwks_json,
+            jwks,
+            generated: false,
+        })
+    }
+
     /// A fresh RSA-2048 key; its JWK has `kid` = thumbprint, `alg` RS256, `use` sig (spec §5.2).
     pub fn generate() -> Result<Self, JwtLoadError> {
         let pkcs8 = generate_rsa_pkcs8().map_err(JwtLoadError::Generate)?;

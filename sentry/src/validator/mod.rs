@@ -1,19 +1,32 @@
 //! Request validators (spec §7.2, §8): which are enabled, which is the default, and the checks
-//! each makes. Only `insecure` is implemented; `kubernetes` and `jwks` reject every request.
+//! each makes. `insecure` is synchronous and pure; `jwks` and `kubernetes` hold runtime state
+//! (key set, API caches) and are run by the server (`CaState::validate`).
 
 use dapr_proto::sentry::v1::SignCertificateRequest;
 use dapr_security::TrustDomain;
 
 use crate::config::ValidatorKind;
 
+pub mod jwks;
+pub mod kubernetes;
+pub mod verify;
+
 /// Why a validator refused a request; the text is the gRPC `PermissionDenied` message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ValidationError {
     /// §7.2 problems, joined with `\n`.
     #[error("invalid request: {}", .0.join("\n"))]
     InvalidRequest(Vec<&'static str>),
     #[error("{0}")]
     TrustDomain(#[source] dapr_security::SpiffeError),
+    #[error("the request does not contain a token")]
+    NoToken,
+    #[error("jwks validator not ready")]
+    JwksNotReady,
+    #[error("token validation failed: {0}")]
+    Token(#[source] verify::VerifyError),
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::KubeValidationError),
     #[error("{0} validator is not implemented yet")]
     NotImplemented(&'static str),
 }
