@@ -288,6 +288,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small gRPC/HTTP frames must not wait for delayed ACKs (Go sets this by default).
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
