@@ -7,7 +7,7 @@ FOCUS ?= .*
 OURS ?= sentry,placement,scheduler,operator,injector
 BINARIES := sentry placement scheduler operator injector
 
-.PHONY: help build run test verify fix gen proto-check conformance conformance-prepare
+.PHONY: help build run test verify fix gen proto-check conformance conformance-prepare bench-sentry
 
 help:
 	@echo "build        release binaries of the five services (target/release)"
@@ -17,6 +17,7 @@ help:
 	@echo "fix          rewrite: cargo fmt and clippy --fix"
 	@echo "gen          regenerate committed generated code (protos)"
 	@echo "proto-check  compare our .proto descriptors with upstream v1.18.3's"
+	@echo "bench-sentry SignCertificate throughput/latency and RSS, ours vs upstream's sentry (not a test)"
 	@echo "conformance-prepare  fetch and build everything a conformance run needs"
 	@echo "conformance  upstream's integration suite against our binaries: FOCUS='<regex>' OURS=sentry,placement"
 
@@ -50,3 +51,6 @@ conformance-prepare:
 
 conformance:
 	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh run
+
+bench-sentry:
+	hack/bench/sentry.sh

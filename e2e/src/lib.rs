@@ -1,1 +1,3 @@
-//! Suites against real peers.
+//! Suites against real peers, and the load generators `make bench-*` runs against them.
+
+pub mod bench;
