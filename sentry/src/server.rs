@@ -3,15 +3,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use dapr_proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse, ca_server};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::ca::CaBundle;
@@ -24,9 +23,6 @@ use crate::validator::jwks::JwksValidator;
 use crate::validator::kubernetes::KubeValidator;
 use crate::validator::{self, ValidationError, Validators};
 use dapr_security::TrustDomain;
-
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a request needs; shared by all requests of one CA generation.
 pub struct CaState {
@@ -124,41 +120,12 @@ pub async fn serve_tls(
     routes: tonic::service::Routes,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let (tx, rx) = mpsc::channel::<Result<TlsConn, std::io::Error>>(64);
-    let acceptor = TlsAcceptor::from(tls);
-    let accept_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = accept_shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "failed to accept connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // Small gRPC/HTTP frames must not wait for delayed ACKs (Go sets this by default).
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(TlsConn(stream))).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
+    let incoming = crate::tls_accept::spawn(listener, TlsAcceptor::from(tls), shutdown.clone());
+    let incoming = ReceiverStream::new(incoming)
+        .map(|(stream, _peer)| Ok::<_, std::io::Error>(TlsConn(stream)));
     tonic::transport::Server::builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
 

@@ -24,8 +24,6 @@ use super::{Discovery, host_allowed, routes};
 
 /// How often to look for TLS files that do not exist yet (upstream: 5 s).
 const TLS_WAIT: Duration = Duration::from_secs(5);
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TLS certificate and key paths, when TLS is served.
 #[derive(Debug, Clone)]
@@ -273,36 +271,7 @@ impl TlsListener {
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    accepted = listener.accept() => accepted,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        tracing::warn!(%error, "failed to accept connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Small gRPC/HTTP frames must not wait for delayed ACKs (Go sets this by default).
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
+        let rx = crate::tls_accept::spawn(listener, acceptor, shutdown);
         Ok(Self { rx, local })
     }
 }
