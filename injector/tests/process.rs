@@ -1,74 +1,16 @@
 //! The injector binary as a process, started the way the integration harness starts it.
 
-use std::{
-    path::PathBuf,
-    process::{Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use dapr_testing::{free_port, http_get, run_to_completion, wait_for_status, wait_for_tcp};
+use dapr_testing::{Child, free_port, http_get, run_to_completion, wait_for_status, wait_for_tcp};
 
 const INJECTOR: &str = env!("CARGO_BIN_EXE_injector");
 const START: Duration = Duration::from_secs(10);
 
-/// The injector as a child with exactly the given environment; killed on drop.
-struct Injector {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl Injector {
-    fn spawn(args: &[String], env: &[(&str, &str)]) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "injector-test-{}-{}.log",
-            std::process::id(),
-            free_port()
-        ));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(INJECTOR)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + START;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the injector did not exit\n{}", self.output());
-    }
-
-    fn interrupt_and_wait(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-INT")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        self.wait()
-    }
-}
-
-impl Drop for Injector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+/// The injector as a child with exactly the environment `env`; killed on drop.
+fn spawn(args: &[String], env: &[(&str, &str)]) -> Child {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Child::spawn_with_env(INJECTOR, &args, env).unwrap()
 }
 
 struct Ports {
@@ -115,7 +57,7 @@ const HARNESS_ENV: &[(&str, &str)] = &[
 #[test]
 fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_sigint() {
     let p = ports();
-    let mut inj = Injector::spawn(&harness_args(&p), HARNESS_ENV);
+    let mut inj = spawn(&harness_args(&p), HARNESS_ENV);
     for port in [p.webhook, p.healthz, p.metrics] {
         wait_for_tcp(port, START).unwrap_or_else(|e| panic!("{e}\n{}", inj.output()));
     }
@@ -127,7 +69,7 @@ fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_s
     assert!(body.contains("scaffold"), "{body}");
     assert_eq!(http_get(p.webhook, "/elsewhere").unwrap().0, 404);
 
-    let status = inj.interrupt_and_wait();
+    let status = inj.interrupt_and_wait(START);
     let output = inj.output();
     assert_eq!(status.code(), Some(0), "{output}");
     assert!(
@@ -147,8 +89,8 @@ fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_s
 #[test]
 fn a_missing_sidecar_image_is_fatal_with_upstreams_message() {
     let p = ports();
-    let mut inj = Injector::spawn(&harness_args(&p), &[("NAMESPACE", "dapr-system")]);
-    assert_eq!(inj.wait().code(), Some(1));
+    let mut inj = spawn(&harness_args(&p), &[("NAMESPACE", "dapr-system")]);
+    assert_eq!(inj.wait_exit(START).code(), Some(1));
     assert!(
         inj.output()
             .contains("Error getting config: required key SIDECAR_IMAGE missing value"),
@@ -165,8 +107,8 @@ fn an_invalid_trust_domain_is_fatal_with_upstreams_message() {
         &[("DAPR_CONTROL_PLANE_TRUST_DOMAIN", "Not Valid")],
     ]
     .concat();
-    let mut inj = Injector::spawn(&harness_args(&p), &env);
-    assert_eq!(inj.wait().code(), Some(1));
+    let mut inj = spawn(&harness_args(&p), &env);
+    assert_eq!(inj.wait_exit(START).code(), Some(1));
     assert!(
         inj.output()
             .contains("invalid control plane trust domain: "),
@@ -180,8 +122,8 @@ fn a_non_numeric_metrics_port_is_fatal_with_upstreams_message() {
     let p = ports();
     let mut args = harness_args(&p);
     args.push("-metrics-port=abc".into());
-    let mut inj = Injector::spawn(&args, HARNESS_ENV);
-    assert_eq!(inj.wait().code(), Some(1));
+    let mut inj = spawn(&args, HARNESS_ENV);
+    assert_eq!(inj.wait_exit(START).code(), Some(1));
     assert!(
         inj.output().contains(
             "Error running injector: failed to parse metrics port: strconv.Atoi: parsing"

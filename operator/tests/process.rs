@@ -1,71 +1,17 @@
 //! The operator binary as a process, started the way the integration harness starts it.
 
-use std::{
-    path::PathBuf,
-    process::{Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use dapr_proto::operator::v1::{ListComponentsRequest, operator_client::OperatorClient};
-use dapr_testing::{free_port, http_get, run_to_completion, wait_for_status, wait_for_tcp};
+use dapr_testing::{Child, free_port, http_get, run_to_completion, wait_for_status, wait_for_tcp};
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_operator");
 const START: Duration = Duration::from_secs(10);
 
-/// The operator as a child with exactly the harness's environment; killed on drop.
-struct Operator {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl Operator {
-    fn spawn(args: &[String], env: &[(&str, &str)]) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "operator-test-{}-{}.log",
-            std::process::id(),
-            free_port()
-        ));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(OPERATOR)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn interrupt_and_wait(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-INT")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + START;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the operator did not stop on SIGINT\n{}", self.output());
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+/// The operator as a child with exactly the environment `env`; killed on drop.
+fn spawn(args: &[String], env: &[(&str, &str)]) -> Child {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Child::spawn_with_env(OPERATOR, &args, env).unwrap()
 }
 
 struct Ports {
@@ -111,7 +57,7 @@ const HARNESS_ENV: &[(&str, &str)] = &[
 #[test]
 fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_sigint() {
     let p = ports();
-    let mut op = Operator::spawn(&harness_args(&p), HARNESS_ENV);
+    let mut op = spawn(&harness_args(&p), HARNESS_ENV);
     for port in [p.grpc, p.healthz, p.metrics, p.webhook] {
         wait_for_tcp(port, START).unwrap_or_else(|e| panic!("{e}\n{}", op.output()));
     }
@@ -135,7 +81,7 @@ fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_s
     });
     assert_eq!(code, tonic::Code::Unimplemented);
 
-    let status = op.interrupt_and_wait();
+    let status = op.interrupt_and_wait(START);
     let output = op.output();
     assert_eq!(status.code(), Some(0), "{output}");
     assert!(
@@ -150,28 +96,21 @@ fn the_harness_command_line_opens_every_port_reports_healthy_and_exits_zero_on_s
 fn with_webhooks_disabled_the_webhook_port_stays_closed_and_healthz_is_ready() {
     let p = ports();
     let env = [HARNESS_ENV, &[("ENABLE_WEBHOOKS", "False")]].concat();
-    let mut op = Operator::spawn(&harness_args(&p), &env);
+    let mut op = spawn(&harness_args(&p), &env);
     wait_for_status(p.healthz, "/healthz", 200, START)
         .unwrap_or_else(|e| panic!("{e}\n{}", op.output()));
     wait_for_tcp(p.webhook, Duration::from_millis(200)).unwrap_err();
-    assert_eq!(op.interrupt_and_wait().code(), Some(0));
+    assert_eq!(op.interrupt_and_wait(START).code(), Some(0));
 }
 
 #[test]
 fn a_missing_namespace_is_fatal_with_upstreams_message() {
     let p = ports();
-    let mut op = Operator::spawn(
+    let mut op = spawn(
         &harness_args(&p),
         &[("KUBERNETES_SERVICE_HOST", "anything")],
     );
-    let deadline = Instant::now() + START;
-    let status = loop {
-        if let Some(status) = op.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running\n{}", op.output());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = op.wait_exit(START);
     assert_eq!(status.code(), Some(1));
     assert!(
         op.output().contains(

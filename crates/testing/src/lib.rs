@@ -34,10 +34,27 @@ pub struct Child {
 }
 
 impl Child {
-    /// Spawns `program` with `args`; stdout and stderr go to a temp file readable with
-    /// [`Child::output`].
+    /// Spawns `program` with `args` and this process's environment; stdout and stderr go to a
+    /// temp file readable with [`Child::output`].
     pub fn spawn(program: impl AsRef<Path>, args: &[&str]) -> io::Result<Self> {
-        let program = program.as_ref();
+        Self::spawn_inner(program.as_ref(), args, None)
+    }
+
+    /// Like [`Child::spawn`] with exactly the environment `env` (everything else cleared), as
+    /// upstream's integration harness starts the binaries.
+    pub fn spawn_with_env(
+        program: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<Self> {
+        Self::spawn_inner(program.as_ref(), args, Some(env))
+    }
+
+    fn spawn_inner(
+        program: &Path,
+        args: &[&str],
+        env: Option<&[(&str, &str)]>,
+    ) -> io::Result<Self> {
         let output_path = std::env::temp_dir().join(format!(
             "dapr-testing-{}-{}-{}.log",
             program
@@ -49,7 +66,11 @@ impl Child {
         ));
         let out = std::fs::File::create(&output_path)?;
         let err = out.try_clone()?;
-        let inner = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(env) = env {
+            command.env_clear().envs(env.iter().copied());
+        }
+        let inner = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -87,6 +108,27 @@ impl Child {
             }
             thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// Waits for the process to exit; panics with its output if it is still running after
+    /// `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_timeout(timeout) {
+            Ok(Some(status)) => status,
+            Ok(None) => panic!(
+                "the process did not exit within {timeout:?}\n{}",
+                self.output()
+            ),
+            Err(e) => panic!("waiting for the process failed: {e}\n{}", self.output()),
+        }
+    }
+
+    /// Sends SIGINT and waits for the exit, as the harness stops a process.
+    pub fn interrupt_and_wait(&mut self, timeout: Duration) -> ExitStatus {
+        if let Err(e) = self.signal("INT") {
+            panic!("{e}\n{}", self.output());
+        }
+        self.wait_exit(timeout)
     }
 
     /// Everything the process printed so far.
