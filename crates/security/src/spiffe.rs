@@ -144,8 +144,8 @@ fn validate_path(path: &str) -> Result<(), SpiffeError> {
         return Err(SpiffeError::BadPathSegmentChar);
     }
     if path.ends_with('/') {
-        // go-spiffe reports "//" and "/" as empty segments and "/a/" as a trailing slash.
-        return Err(if path.len() == 1 || path.ends_with("//") {
+        // go-spiffe v2.6 `ValidatePath`: "//" is an empty segment, "/" and "/a/" a trailing slash.
+        return Err(if path.ends_with("//") {
             SpiffeError::EmptySegment
         } else {
             SpiffeError::TrailingSlash
@@ -219,7 +219,7 @@ mod tests {
         );
         assert_eq!(
             SpiffeId::parse("spiffe://td/"),
-            Err(SpiffeError::EmptySegment)
+            Err(SpiffeError::TrailingSlash)
         );
         assert_eq!(
             SpiffeId::parse("spiffe://td/a//b"),
