@@ -12,13 +12,11 @@
 pub mod cluster_domain;
 pub mod service;
 pub mod tolerations;
-pub mod trust_domain;
 
 use std::{collections::HashMap, fmt, io};
 
 pub use service::{Service, ServiceError};
 pub use tolerations::Toleration;
-pub use trust_domain::TrustDomainError;
 
 /// `SIDECAR_IMAGE_PULL_POLICY`, mapped as upstream maps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +163,7 @@ pub enum StartupError {
     #[error("control plane trust domain is required")]
     TrustDomainRequired,
     #[error("invalid control plane trust domain: {0}")]
-    InvalidTrustDomain(TrustDomainError),
+    InvalidTrustDomain(dapr_security::SpiffeError),
 }
 
 /// A problem upstream logs and then carries on from.
@@ -347,7 +345,7 @@ impl InjectorConfig {
         if self.control_plane_trust_domain.is_empty() {
             return Err(StartupError::TrustDomainRequired);
         }
-        trust_domain::parse(&self.control_plane_trust_domain)
+        dapr_security::TrustDomain::parse(&self.control_plane_trust_domain)
             .map_err(StartupError::InvalidTrustDomain)?;
         Ok(())
     }

@@ -177,6 +177,68 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trust_domains_parse_from_names_and_spiffe_ids_as_the_injector_checks_them() {
+        assert_eq!(
+            TrustDomain::parse("integration.test.dapr.io").map(|t| t.as_str().to_owned()),
+            Ok("integration.test.dapr.io".to_owned())
+        );
+        assert_eq!(
+            TrustDomain::parse("cluster.local").map(|t| t.as_str().to_owned()),
+            Ok("cluster.local".to_owned())
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org").map(|t| t.as_str().to_owned()),
+            Ok("example.org".to_owned())
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org/ns/default/app")
+                .map(|t| t.as_str().to_owned()),
+            Ok("example.org".to_owned())
+        );
+    }
+
+    #[test]
+    fn invalid_control_plane_trust_domains_are_rejected_with_go_spiffes_texts() {
+        assert_eq!(TrustDomain::parse(""), Err(SpiffeError::MissingTrustDomain));
+        assert_eq!(
+            TrustDomain::parse("Cluster.Local").unwrap_err().to_string(),
+            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
+        );
+        assert_eq!(
+            TrustDomain::parse("http://example.org"),
+            Err(SpiffeError::WrongScheme)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://"),
+            Err(SpiffeError::MissingTrustDomain)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe:///path"),
+            Err(SpiffeError::MissingTrustDomain)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://ex ample"),
+            Err(SpiffeError::BadTrustDomainChar)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org/"),
+            Err(SpiffeError::TrailingSlash)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org//a"),
+            Err(SpiffeError::EmptySegment)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org/a/.."),
+            Err(SpiffeError::DotSegment)
+        );
+        assert_eq!(
+            TrustDomain::parse("spiffe://example.org/a b"),
+            Err(SpiffeError::BadPathSegmentChar)
+        );
+    }
+
+    #[test]
     fn trust_domains_follow_go_spiffe_rules() {
         assert_eq!(TrustDomain::parse("public").unwrap().as_str(), "public");
         assert_eq!(
