@@ -15,7 +15,7 @@ use clap::Parser;
 use dapr_proto::sentry::v1::ca_client::CaClient;
 use dapr_proto::sentry::v1::sign_certificate_request::TokenValidator;
 use dapr_proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse};
-use dapr_security::{Certificate, pem};
+use dapr_security::{SpiffeId, TrustAnchors, pem};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -151,7 +151,7 @@ impl Args {
 struct Target {
     addr: SocketAddr,
     connector: tokio_rustls::TlsConnector,
-    anchors: Vec<Certificate>,
+    anchors: TrustAnchors,
     request: SignCertificateRequest,
     expected_workload_id: String,
 }
@@ -160,21 +160,21 @@ impl Target {
     fn new(args: &Args) -> anyhow::Result<Self> {
         let pem_bytes =
             std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
-        let anchors = pem::decode_certificates(&pem_bytes)
+        let anchors = TrustAnchors::from_pem(&pem_bytes)
             .with_context(|| format!("decoding {}", args.ca.display()))?;
         ensure!(
             !anchors.is_empty(),
             "{} holds no certificates",
             args.ca.display()
         );
-        let server_id = format!(
+        let server_id = SpiffeId::parse(&format!(
             "spiffe://{}/ns/{}/dapr-sentry",
             args.server_trust_domain, args.server_namespace
-        );
-        let config = tls::client_config(anchors.clone(), server_id)?;
+        ))?;
+        let config = tls::client_config(anchors.clone(), server_id);
         Ok(Self {
             addr: args.addr,
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(config),
             anchors,
             request: SignCertificateRequest {
                 id: args.app_id.clone(),
@@ -228,17 +228,9 @@ impl Target {
     async fn probe(&self, mut client: CaClient<Channel>) -> anyhow::Result<()> {
         let response = self.sign(&mut client).await?;
         let chain = pem::decode_certificate_chain(&response.workload_certificate)?;
-        let (leaf, rest) = chain.split_first().context("empty workload certificate")?;
-        ensure!(
-            tls::chains_to(leaf, rest, &self.anchors),
-            "workload certificate does not chain to ca.crt"
-        );
-        let uris = tls::uri_sans(leaf);
-        ensure!(
-            uris == [self.expected_workload_id.as_str()],
-            "workload certificate names {uris:?}, expected {}",
-            self.expected_workload_id
-        );
+        let expected = SpiffeId::parse(&self.expected_workload_id)?;
+        tls::check_workload_chain(&chain, &self.anchors, &expected)
+            .context("workload certificate is not a valid SVID for our app")?;
         Ok(())
     }
 
