@@ -111,9 +111,20 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, readiness, Router::new(), shutdown).await
+}
+
+/// As [`serve`], with more exact-path routes beside `/healthz` (e.g. placement's
+/// `/placement/state`). Every other path answers as `/healthz` does for unknown paths (404).
+pub async fn serve_with(
+    listener: TcpListener,
+    readiness: Readiness,
+    routes: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let gate = readiness.gate("healthz-server");
     let state = readiness.clone();
-    let app = Router::new().fallback(move |req: Request| {
+    let app = routes.fallback(move |req: Request| {
         let state = state.clone();
         async move { status_for(req.uri().path(), &state) }
     });

@@ -90,6 +90,10 @@ const QUIET_DEPENDENCIES: &[&str] = &[
     "axum",
 ];
 
+/// Dependencies whose routine info/warn lines (e.g. openraft on every peer reconnect) are noise
+/// next to ours; only their errors are logged, whatever the level.
+const LOUD_DEPENDENCIES: &[&str] = &["openraft"];
+
 /// Installs the global subscriber for a binary whose default scope is `scope` (e.g. `dapr.sentry`).
 pub fn init(args: &LogArgs, scope: &'static str) -> Result<LogLevel, LogError> {
     let level = LogLevel::parse(&args.log_level)?;
@@ -97,6 +101,11 @@ pub fn init(args: &LogArgs, scope: &'static str) -> Result<LogLevel, LogError> {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
         _ => {
             let mut f = EnvFilter::new(level.directive());
+            for dep in LOUD_DEPENDENCIES {
+                if let Ok(d) = format!("{dep}=error").parse() {
+                    f = f.add_directive(d);
+                }
+            }
             if level == LogLevel::Debug {
                 for dep in QUIET_DEPENDENCIES {
                     if let Ok(d) = format!("{dep}=info").parse() {

@@ -1,6 +1,11 @@
 //! One shutdown path and supervision of the critical tasks of a binary.
 
-use std::{future::Future, process::ExitCode, time::Duration};
+use std::{
+    future::Future,
+    process::ExitCode,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -60,6 +65,27 @@ pub struct Runtime {
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
     names: Vec<(tokio::task::Id, &'static str)>,
     grace: Duration,
+    cause: ShutdownCause,
+}
+
+/// Why shutdown started, as dapr/kit words the context cause: `cancelling context, received
+/// signal <sig>` for a signal, the failed task's error otherwise. Set once, before the shutdown
+/// token is cancelled.
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownCause(Arc<OnceLock<String>>);
+
+impl ShutdownCause {
+    /// The cause, or a generic text when shutdown has not started (or came from elsewhere).
+    pub fn text(&self) -> String {
+        self.0
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "context canceled".to_owned())
+    }
+
+    fn set(&self, cause: String) {
+        let _ = self.0.set(cause);
+    }
 }
 
 impl Default for Runtime {
@@ -76,6 +102,7 @@ impl Runtime {
             tasks: JoinSet::new(),
             names: Vec::new(),
             grace: DEFAULT_GRACE,
+            cause: ShutdownCause::default(),
         }
     }
 
@@ -88,6 +115,11 @@ impl Runtime {
     /// The token cancelled when shutdown starts.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Why shutdown started (readable once the shutdown token is cancelled).
+    pub fn shutdown_cause(&self) -> ShutdownCause {
+        self.cause.clone()
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -125,6 +157,7 @@ impl Runtime {
         let failure = tokio::select! {
             Some(signal) = signals.recv() => {
                 tracing::info!("Received signal '{signal}'; beginning shutdown");
+                self.cause.set(format!("cancelling context, received signal {signal}"));
                 None
             }
             joined = self.tasks.join_next_with_id() => match joined {
@@ -132,6 +165,7 @@ impl Runtime {
                 Some(result) => {
                     let error = self.classify(result);
                     tracing::error!(fatal = true, "{error}");
+                    self.cause.set(error.to_string());
                     Some(error)
                 }
             },

@@ -50,6 +50,26 @@ pub async fn start_common(
     metrics_host: &str,
     registry: Registry,
 ) -> Result<(), StartError> {
+    start_common_with(
+        rt,
+        healthz_args,
+        metrics_args,
+        metrics_host,
+        registry,
+        axum::Router::new(),
+    )
+    .await
+}
+
+/// As [`start_common`], with extra HTTP routes on the healthz server.
+pub async fn start_common_with(
+    rt: &mut Runtime,
+    healthz_args: &HealthzArgs,
+    metrics_args: &MetricsArgs,
+    metrics_host: &str,
+    registry: Registry,
+    healthz_routes: axum::Router,
+) -> Result<(), StartError> {
     let metrics_gate = rt.readiness().gate("metrics-exporter");
     if metrics_args.enable_metrics {
         let port = metrics_args.port()?;
@@ -72,7 +92,7 @@ pub async fn start_common(
     let token = rt.shutdown_token();
     let readiness = rt.readiness().clone();
     rt.spawn_critical("healthz", async move {
-        healthz::serve(listener, readiness, token).await?;
+        healthz::serve_with(listener, readiness, healthz_routes, token).await?;
         Ok(())
     });
     Ok(())
