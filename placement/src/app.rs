@@ -1,11 +1,25 @@
 //! Wiring: logging, the common servers, the gRPC listener and the Raft listener, under one runtime.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
-use dapr_kit::{Outcome, Runtime, servers};
+use dapr_kit::{Outcome, Runtime, grpc::Keepalive, servers};
+use dapr_security::{AnchorsSource, KeyKind, Provider, ProviderOptions, Security, net};
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
-use crate::{Options, peers};
+use crate::{
+    Mode, Options,
+    dissemination::{
+        core::Settings,
+        shell::{self, Router},
+    },
+    grpc::PlacementService,
+    metrics::Metrics,
+    peers,
+    raft::{Election, RaftOptions, RaftTls},
+    state_json,
+};
 
 /// Scope of placement's own log lines.
 const SCOPE: &str = "dapr.placement";
@@ -68,7 +82,7 @@ impl Options {
             max_api_level: _,
             min_api_level: _,
             log: _,
-            ref metrics,
+            metrics: ref metrics_args,
             ref ignored_args,
         } = self;
         if !ignored_args.is_empty() {
@@ -82,54 +96,204 @@ impl Options {
         if !cluster.skipped.is_empty() {
             tracing::warn!(entries = ?cluster.skipped, "skipping --initial-cluster entries that are not id=host:port");
         }
-        let raft_address = peers::raft_address(&id, &cluster.peers)?;
-
-        tracing::warn!(
-            ?mode,
-            tls_enabled,
-            metadata_enabled,
-            replication_factor,
-            %keepalive_time,
-            %keepalive_timeout,
-            %disseminate_timeout,
-            %disseminate_coalesce_window,
-            trust_domain = %trust.trust_domain,
-            "placement is a scaffold: raft leader election, actor table dissemination, mTLS (sentry identity), \
-             gRPC keepalive settings, /placement/state and the placement metrics are not implemented; \
-             ReportDaprStatus answers Unimplemented and the raft port accepts and drops connections"
-        );
+        let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+        let (provider, security) = Provider::new(ProviderOptions {
+            app_id: PLACEMENT_ID.to_owned(),
+            sentry_address: trust.sentry_address_or_default(&namespace),
+            anchors: Some(AnchorsSource::File(
+                trust.trust_anchors_file_or_default().into(),
+            )),
+            control_plane_trust_domain: trust.trust_domain.clone(),
+            control_plane_namespace: namespace,
+            mtls_enabled: tls_enabled,
+            kubernetes_mode: mode == Mode::Kubernetes,
+            key: KeyKind::Ed25519,
+            write_identity_dir: None,
+        })?;
         tracing::info!("Placement service is starting...");
 
         let mut rt = Runtime::new();
-        let registry = Registry::with_prefix("dapr_placement");
-        // Quirk kept from upstream: metrics bind --listen-address, not --metrics-listen-address.
-        servers::start_common(&mut rt, healthz, metrics, &listen_address, registry).await?;
+        let mut registry = Registry::with_prefix("dapr_placement");
+        let metrics = Metrics::register(&mut registry);
+        let router = Router::new(
+            shell::Config {
+                settings: Settings {
+                    replication_factor,
+                    timeout_text: disseminate_timeout.to_string(),
+                    coalesce: !disseminate_coalesce_window.get().is_zero(),
+                },
+                timeout: disseminate_timeout.get(),
+                coalesce_window: disseminate_coalesce_window.get(),
+            },
+            metrics.clone(),
+        );
+        let (leader_tx, leader) = watch::channel(false);
 
-        let raft = servers::bind("raft", &raft_address.host, raft_address.port).await?;
+        let state_routes = if metadata_enabled {
+            state_routes(router.clone(), leader.clone())
+        } else {
+            axum::Router::new()
+        };
+        // Quirk kept from upstream: metrics bind --listen-address, not --metrics-listen-address.
+        servers::start_common_with(
+            &mut rt,
+            healthz,
+            metrics_args,
+            &listen_address,
+            registry,
+            state_routes,
+        )
+        .await?;
+
+        let security_gate = rt.readiness().gate("security-provider");
+        let token = rt.shutdown_token();
+        {
+            let security = security.clone();
+            rt.spawn_critical("placement.security", async move {
+                let ready = async {
+                    security.ready().await;
+                    security_gate.set_ready();
+                    std::future::pending::<()>().await;
+                };
+                tokio::select! {
+                    result = provider.run(token) => result?,
+                    () = ready => {}
+                }
+                Ok(())
+            });
+        }
+
+        // Raft and gRPC start once the SVID is there (immediately without mTLS).
         let raft_gate = rt.readiness().gate("placement-raft-leadership");
         let token = rt.shutdown_token();
-        let node_id = id.clone();
-        // Placeholder for the Raft node: accepts and drops connections on this node's Raft port.
-        rt.spawn_critical("placement.raft-placeholder", async move {
-            tracing::info!("Raft placeholder listening on {}", raft.local_addr()?);
-            raft_gate.set_ready();
-            tracing::info!("Node id={node_id} is waiting for leadership");
-            dapr_kit::net::accept_and_drop("raft", raft, token).await?;
-            Ok(())
-        });
+        let raft_tls = tls_enabled.then(|| raft_tls(&security)).transpose()?;
+        {
+            let security = security.clone();
+            let node_id = id.clone();
+            let peers = cluster.peers.clone();
+            rt.spawn_critical("placement.raft", async move {
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    () = security.ready() => {}
+                }
+                let election = Election::bind(RaftOptions {
+                    id: node_id,
+                    peers,
+                    tls: raft_tls,
+                })
+                .await?;
+                raft_gate.set_ready();
+                let mut leadership = election.leadership();
+                let forward = async {
+                    loop {
+                        let is_leader = *leadership.borrow_and_update();
+                        metrics.set_leader(is_leader);
+                        leader_tx.send_replace(is_leader);
+                        if leadership.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+                tokio::select! {
+                    result = election.run(token) => result?,
+                    () = forward => {}
+                }
+                Ok(())
+            });
+        }
 
-        let grpc = servers::bind("gRPC", &listen_address, port).await?;
         let grpc_gate = rt.readiness().gate("placement-grpc-server");
         let token = rt.shutdown_token();
+        let cause = rt.shutdown_cause();
+        let keepalive = Keepalive {
+            interval: keepalive_time.get(),
+            timeout: keepalive_timeout.get(),
+        };
+        let service = PlacementService::new(&id, leader, router.clone(), tls_enabled);
         rt.spawn_critical("placement.grpc", async move {
+            tokio::select! {
+                () = token.cancelled() => return Ok(()),
+                () = security.ready() => {}
+            }
+            let grpc = servers::bind("gRPC", &listen_address, port).await?;
             let addr = grpc.local_addr()?;
             tracing::info!("Placement service started on port {}", addr.port());
             tracing::info!("Running Placement gRPC server on {addr}");
             grpc_gate.set_ready();
-            dapr_kit::grpc::serve_plaintext(grpc, tonic::service::Routes::default(), token).await?;
+            // Streams end with the shutdown cause before the server drains.
+            let stopper = {
+                let router = router.clone();
+                let token = token.clone();
+                async move {
+                    token.cancelled().await;
+                    router.shutdown(&tonic::Status::unknown(cause.text()));
+                }
+            };
+            let routes = tonic::service::Routes::new(service);
+            let serve = async {
+                if tls_enabled {
+                    let acceptor = TlsAcceptor::from(security.server_config_mtls());
+                    let accepted = net::accept_loop(grpc, acceptor, token.clone());
+                    dapr_kit::grpc::server_builder(Some(keepalive))
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(net::incoming(accepted), token.cancelled())
+                        .await
+                } else {
+                    dapr_kit::grpc::serve_plaintext_with(
+                        grpc,
+                        routes,
+                        Some(keepalive),
+                        token.clone(),
+                    )
+                    .await
+                }
+            };
+            let (served, ()) = tokio::join!(serve, stopper);
+            served?;
             tracing::info!("Placement GRPC server stopped");
             Ok(())
         });
         Ok(rt)
     }
+}
+
+/// The SPIFFE path id every placement replica has.
+const PLACEMENT_ID: &str = "dapr-placement";
+
+/// mTLS between Raft peers: both ends must be `spiffe://<td>/ns/<ns>/dapr-placement`.
+fn raft_tls(security: &Security) -> anyhow::Result<RaftTls> {
+    let peer_id = security.control_plane_id(PLACEMENT_ID)?;
+    let server = security.clone();
+    let client = security.clone();
+    let expected = peer_id.clone();
+    Ok(RaftTls {
+        server: Arc::new(move || server.server_config_mtls()),
+        client: Arc::new(move || client.client_config(expected.clone())),
+        authorize_client: Arc::new(move |certs| {
+            dapr_security::peer_spiffe_id(certs).is_ok_and(|id| id == peer_id)
+        }),
+    })
+}
+
+/// `GET /placement/state` (spec §11.2).
+fn state_routes(router: Router, leadership: watch::Receiver<bool>) -> axum::Router {
+    axum::Router::new().route(
+        "/placement/state",
+        axum::routing::any(move || {
+            let router = router.clone();
+            let leader = *leadership.borrow();
+            async move {
+                // Upstream's handler drops the not-leader error and encodes a nil table.
+                let body = if leader {
+                    state_json::render(&router.state().await)
+                } else {
+                    "null".to_owned()
+                };
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    )
 }

@@ -5,7 +5,13 @@
 //! RPC answers `Unimplemented`, the Raft port accepts and drops connections).
 
 mod app;
+pub mod authz;
+pub mod dissemination;
+pub mod grpc;
+pub mod metrics;
 mod options;
 pub mod peers;
+pub mod raft;
+pub mod state_json;
 
 pub use options::{Mode, Options, OptionsError};
