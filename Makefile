@@ -7,7 +7,7 @@ FOCUS ?= .*
 OURS ?= sentry,placement,scheduler,operator,injector
 BINARIES := sentry placement scheduler operator injector
 
-.PHONY: help build run test verify fix gen proto-check conformance conformance-prepare bench-sentry
+.PHONY: help build run test verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry
 
 help:
 	@echo "build        release binaries of the five services (target/release)"
@@ -17,6 +17,7 @@ help:
 	@echo "fix          rewrite: cargo fmt and clippy --fix"
 	@echo "gen          regenerate committed generated code (protos)"
 	@echo "proto-check  compare our .proto descriptors with upstream v1.18.3's"
+	@echo "bench-placement  dissemination round times (N=100,1000,5000 streams) and RSS, ours vs upstream (not a test)"
 	@echo "bench-sentry SignCertificate throughput/latency and RSS, ours vs upstream's sentry (not a test)"
 	@echo "conformance-prepare  fetch and build everything a conformance run needs"
 	@echo "conformance  upstream's integration suite against our binaries: FOCUS='<regex>' OURS=sentry,placement"
@@ -51,6 +52,9 @@ conformance-prepare:
 
 conformance:
 	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh run
+
+bench-placement:
+	hack/bench/placement.sh
 
 bench-sentry:
 	hack/bench/sentry.sh
