@@ -17,7 +17,6 @@ pub mod oidc;
 mod options;
 pub mod server;
 pub mod sign;
-mod tls_accept;
 pub mod validator;
 
 pub use options::{Mode, Options, OptionsError};

@@ -271,7 +271,7 @@ impl TlsListener {
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
-        let rx = crate::tls_accept::spawn(listener, acceptor, shutdown);
+        let rx = dapr_security::net::accept_loop(listener, acceptor, shutdown);
         Ok(Self { rx, local })
     }
 }
