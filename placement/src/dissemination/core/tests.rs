@@ -464,3 +464,119 @@ fn a_report_that_only_renames_the_host_is_not_a_change() {
     assert!(drain(&mut core).sent.is_empty());
     assert_eq!(core.state().hosts[0].name, "a:1");
 }
+
+/// A small deterministic PRNG (xorshift) so the stress test needs no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Hostile clients: random joins, leaves, reports, acks for any phase and version (stale,
+/// current, future), legacy heartbeats, timeouts and coalesce fires in any order. The core must
+/// never panic, never count more acks than streams, never lower its version, and — once the
+/// survivors behave — every one of them must see a completed round.
+#[test]
+fn random_event_sequences_keep_the_invariants_and_well_behaved_streams_finish_a_round() {
+    const NAMES: [&str; 8] = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let coalesce = seed % 3 == 0;
+        let mut core = Core::new("default", settings(coalesce));
+        let mut live: Vec<StreamIdx> = Vec::new();
+        let mut last_version = 0;
+        for _ in 0..400 {
+            match rng.below(9) {
+                0 | 1 => {
+                    let n = rng.below(3) as usize;
+                    let entities: Vec<&str> = ["a", "b"][..n].to_vec();
+                    let name = NAMES[rng.below(8) as usize];
+                    core.conn_add(name, host(name, name, &entities));
+                }
+                2 if !live.is_empty() => {
+                    let idx = live[rng.below(live.len() as u64) as usize];
+                    core.stream_closed(idx);
+                }
+                3 if !live.is_empty() => {
+                    let idx = live[rng.below(live.len() as u64) as usize];
+                    let mut report = host("x", "x", &[["a"], ["b"]][rng.below(2) as usize]);
+                    report.operation = HostOperation::Report as i32;
+                    core.host_received(idx, report);
+                }
+                4 | 5 if !live.is_empty() => {
+                    let idx = live[rng.below(live.len() as u64) as usize];
+                    let op = [
+                        HostOperation::Lock,
+                        HostOperation::Update,
+                        HostOperation::Unlock,
+                        HostOperation::Report,
+                    ][rng.below(4) as usize];
+                    let version = core.version() + rng.below(3) - rng.below(2).min(core.version());
+                    core.host_received(idx, ack(op, version));
+                }
+                6 if !live.is_empty() => {
+                    let idx = live[rng.below(live.len() as u64) as usize];
+                    core.host_received(idx, host("x", "x", &["a"]));
+                }
+                7 => core.timeout_fired(core.version().saturating_sub(rng.below(2))),
+                _ => core.coalesce_fired(),
+            }
+            for effect in core.take_effects() {
+                match effect {
+                    Effect::Activate { idx, .. } => live.push(idx),
+                    Effect::Close { idx, .. } => live.retain(|i| *i != idx),
+                    _ => {}
+                }
+            }
+            live.retain(|idx| core.streams.contains_key(idx));
+            assert!(
+                core.acked <= core.streams.len(),
+                "seed {seed}: acked > streams"
+            );
+            assert!(
+                core.version() >= last_version,
+                "seed {seed}: version went down"
+            );
+            last_version = core.version();
+        }
+
+        // From here on every stream behaves: the timers fire and each phase is acked.
+        for _ in 0..20 {
+            core.coalesce_fired();
+            if core.operation() == Phase::Report {
+                break;
+            }
+            let version = core.version();
+            for op in [
+                HostOperation::Lock,
+                HostOperation::Update,
+                HostOperation::Unlock,
+            ] {
+                for idx in live.clone() {
+                    core.host_received(idx, ack(op, version));
+                }
+            }
+            core.timeout_fired(core.version());
+            for effect in core.take_effects() {
+                if let Effect::Activate { idx, .. } = effect {
+                    live.push(idx);
+                }
+            }
+            live.retain(|idx| core.streams.contains_key(idx));
+        }
+        assert_eq!(
+            core.operation(),
+            Phase::Report,
+            "seed {seed}: the round never finished"
+        );
+    }
+}
