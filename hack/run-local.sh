@@ -63,12 +63,9 @@ cat <<MSG
 Control plane running (data in $data_dir). Connect daprd with:
   daprd --app-id myapp --placement-host-address localhost:50005 --scheduler-host-address localhost:50006$( [ "$mtls" = 1 ] && printf ' \\\n    --enable-mtls --sentry-address localhost:50001  # with DAPR_TRUST_ANCHORS="$(cat %s)"' "$data_dir/sentry/ca.crt")
 
-Status: placement and scheduler are SCAFFOLDS at this stage of the project: they parse upstream's
-flags and serve /healthz and /metrics, but their gRPC APIs answer Unimplemented.
-  sentry    - standalone CA with the insecure validator works; JWT/OIDC, jwks and kubernetes
-              validators, credential reload are not implemented yet (issue: sentry)
-  placement - actor placement not implemented (issue: placement)
-  scheduler - jobs/reminders not implemented (issues: etcd store, scheduler)
+Status: sentry and placement are complete; the scheduler is still a SCAFFOLD at this stage of
+the project (it parses upstream's flags and serves /healthz and /metrics, but its gRPC API answers
+Unimplemented; issues: etcd store, scheduler), so jobs, reminders and workflows do not work yet.
 Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}"
