@@ -1,25 +1,28 @@
-//! Wiring: logging, config, CA, the common servers and the CA's TLS gRPC listener, under one
-//! runtime.
+//! Wiring: logging, config, CA, the common servers, the CA's TLS gRPC listener and the task
+//! that renews sentry's certificate and reloads the CA material, under one runtime.
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::Context as _;
 use dapr_kit::{Runtime, servers};
 use dapr_proto::sentry::v1::ca_server::CaServer;
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use crate::ca::kube_store::{Keys, KubeStore};
-use crate::ca::{self, FileStore, JwtStore};
+use crate::ca::{FileStore, JwtStore};
+use crate::cluster_domain;
 use crate::config::{self, SentryConfig, ValidatorKind};
 use crate::identity::{self, SENTRY_ID, ServingCert};
 use crate::jwt::JwtFiles;
 use crate::kube::{self, KubeClient, cache};
+use crate::material::{CaSource, JwtSettings, Store};
 use crate::metrics::Metrics;
-use crate::oidc::{self, Discovery, OidcServer, TlsFiles};
-use crate::server::{CaService, CaState, serve_tls};
+use crate::oidc::{self, Discovery, OidcServer, OidcTls, Published, TlsFiles};
+use crate::reload::{self, DirWatcher, LiveCa};
+use crate::server::{CaService, CaState, CurrentCa, serve_tls};
 use crate::validator::Validators;
 use crate::validator::jwks::{JwksOptions, JwksValidator};
 use crate::validator::kubernetes::KubeValidator;
@@ -28,6 +31,16 @@ use dapr_security::TrustDomain;
 
 /// Scope of sentry's own log lines.
 const SCOPE: &str = "dapr.sentry";
+
+/// The kubeconfig cannot be used. Upstream panics here (`utils.GetConfig`), so the process
+/// exits 2 rather than 1. (The cause is in the message, not a `#[source]`, so `{:#}` does not
+/// print it twice.)
+#[derive(Debug, thiserror::Error)]
+#[error("failed to create the Kubernetes client: {0}")]
+struct UnusableKubeconfig(kube::KubeError);
+
+/// Exit code of a Go panic, which upstream exits with on an unusable kubeconfig.
+const PANIC_EXIT: u8 = 2;
 
 impl Options {
     /// Runs sentry until a signal or a fatal error.
@@ -40,7 +53,11 @@ impl Options {
             Ok(rt) => rt.run().await.exit_code(),
             Err(error) => {
                 tracing::error!(fatal = true, "{error:#}");
-                ExitCode::FAILURE
+                if error.downcast_ref::<UnusableKubeconfig>().is_some() {
+                    ExitCode::from(PANIC_EXIT)
+                } else {
+                    ExitCode::FAILURE
+                }
             }
         }
     }
@@ -68,7 +85,7 @@ impl Options {
             jwt_enabled,
             jwt_key_filename,
             jwks_filename,
-            jwt_issuer: jwt_issuer_flag,
+            jwt_issuer,
             jwt_signing_algorithm,
             jwt_key_id,
             jwt_ttl,
@@ -92,13 +109,10 @@ impl Options {
         // Unset → `default`; set but empty stays empty (and then fails to build SPIFFE ids).
         let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
 
+        // Upstream builds its client while loading the config, before anything else.
         let kube = match mode {
             Mode::Kubernetes => {
-                dapr_security::uid::check_container_uid().context("error creating security")?;
-                Some(
-                    KubeClient::from_env(kubeconfig_path.as_deref())
-                        .context("failed to create the Kubernetes client")?,
-                )
+                Some(KubeClient::from_env(kubeconfig_path.as_deref()).map_err(UnusableKubeconfig)?)
             }
             Mode::Standalone => None,
         };
@@ -106,7 +120,7 @@ impl Options {
         let sentry_id = format!("spiffe://{trust_domain}/ns/{namespace}/{SENTRY_ID}");
         let validators = validators(mode, &sentry_config, &sentry_id);
 
-        let store = FileStore::new(
+        let files = FileStore::new(
             &issuer_credentials,
             &issuer_ca_filename,
             &issuer_certificate_filename,
@@ -115,72 +129,65 @@ impl Options {
         let jwt_store = JwtStore {
             files: JwtFiles::new(&issuer_credentials, &jwt_key_filename, &jwks_filename),
             enabled: jwt_enabled,
-            key_id: jwt_key_id.clone(),
+            key_id: jwt_key_id,
         };
-        let loaded = match &kube {
-            // Kubernetes mode: Secret + ConfigMap `dapr-trust-bundle`; the files are only
-            // watched (spec §5.1).
-            Some(client) => {
-                let kube_store = KubeStore {
-                    client: client.clone(),
-                    namespace: namespace.clone(),
-                    keys: Keys::from_paths(
-                        &store.root,
-                        &store.issuer_cert,
-                        &store.issuer_key,
-                        &jwt_store.files.key,
-                        &jwt_store.files.jwks,
-                    ),
-                };
-                kube_store
-                    .load(
-                        jwt_enabled,
-                        jwt_key_id.as_deref(),
-                        &trust_domain,
-                        &sentry_id,
-                        sentry_config.allowed_clock_skew,
-                        SystemTime::now(),
-                    )
-                    .await
-            }
-            None => ca::load(
-                &store,
-                Some(&jwt_store),
-                &trust_domain,
-                &sentry_id,
-                sentry_config.allowed_clock_skew,
-                SystemTime::now(),
-            ),
-        }
-        .context("error creating CA")?;
-        let ca::Loaded {
-            bundle,
-            jwt,
-            generated,
-        } = loaded;
-        let jwt_issuer = match jwt {
-            Some(jwt) if jwt_enabled => {
-                tracing::info!("JWT issuing enabled");
-                let issuer = jwt
-                    .into_issuer(
-                        &jwt_signing_algorithm,
-                        jwt_key_id.as_deref(),
-                        jwt_issuer_flag.clone(),
-                        sentry_config.allowed_clock_skew,
-                        jwt_ttl.get(),
-                    )
-                    .context("error creating CA")?;
-                Some(Arc::new(issuer))
-            }
+        let oidc_tls_files = match (oidc_server_tls_cert_file, oidc_server_tls_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
             _ => None,
         };
+        let watch_dirs = reload::watched_dirs(
+            [
+                files.issuer_cert.as_path(),
+                files.issuer_key.as_path(),
+                files.root.as_path(),
+                jwt_store.files.key.as_path(),
+                jwt_store.files.jwks.as_path(),
+            ]
+            .into_iter()
+            .chain(
+                oidc_tls_files
+                    .iter()
+                    .flat_map(|t| [t.cert.as_path(), t.key.as_path()]),
+            ),
+        );
+        let store = match &kube {
+            // Kubernetes mode: Secret + ConfigMap `dapr-trust-bundle`; the files are only
+            // watched (spec §5.1).
+            Some(client) => Store::Kube(KubeStore {
+                client: client.clone(),
+                namespace: namespace.clone(),
+                keys: Keys::from_paths(
+                    &files.root,
+                    &files.issuer_cert,
+                    &files.issuer_key,
+                    &jwt_store.files.key,
+                    &jwt_store.files.jwks,
+                ),
+            }),
+            None => Store::Files(files),
+        };
+        let source = CaSource {
+            store,
+            jwt_store,
+            jwt: JwtSettings {
+                signing_algorithm: jwt_signing_algorithm,
+                issuer: jwt_issuer.clone(),
+                ttl: jwt_ttl.get(),
+            },
+            trust_domain: trust_domain.clone(),
+            sentry_id: sentry_id.clone(),
+            allowed_clock_skew: sentry_config.allowed_clock_skew,
+        };
+        let material = source.load().await?;
+        // After anything generated was written: sentry does not react to its own writes.
+        let watcher = DirWatcher::new(watch_dirs);
 
         let mut registry = Registry::with_prefix("dapr_sentry");
         let sentry_metrics = Metrics::register(&mut registry);
-        sentry_metrics.set_issuer_expiry(bundle.issuer_not_after());
-        if generated {
-            sentry_metrics.issuer_changed();
-        }
+        material.record(&sentry_metrics);
 
         let mut rt = Runtime::new();
         let jwks = start_jwks(&mut rt, &sentry_config, &sentry_id).await?;
@@ -203,19 +210,27 @@ impl Options {
         )
         .await?;
 
+        let cluster_domain = match mode {
+            Mode::Kubernetes => cluster_domain::detect(&trust_domain).await,
+            // Standalone: the scheduler's DNS SANs use the trust domain as cluster domain.
+            Mode::Standalone => trust_domain.clone(),
+        };
         let state = Arc::new(CaState {
-            bundle: Arc::new(bundle),
+            bundle: Arc::clone(&material.bundle),
             validators,
             config: sentry_config,
             namespace,
-            // Standalone: the scheduler's DNS SANs use the trust domain as cluster domain.
-            cluster_domain: trust_domain.clone(),
-            metrics: sentry_metrics,
-            jwt: jwt_issuer.clone(),
+            cluster_domain,
+            metrics: sentry_metrics.clone(),
+            jwt: material.jwt.clone(),
             jwks,
             kubernetes,
         });
+        let current = CurrentCa::new(Arc::clone(&state));
 
+        if mode == Mode::Kubernetes {
+            dapr_security::uid::check_container_uid().context("error creating security")?;
+        }
         let provider_gate = rt.readiness().gate("security-provider");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (serving, renew_at) = ServingCert::issue(&state, &trust_domain, &provider)
@@ -224,77 +239,66 @@ impl Options {
         let tls = identity::server_config(Arc::clone(&serving), Arc::clone(&provider))?;
 
         let token = rt.shutdown_token();
-        {
-            let state = Arc::clone(&state);
-            let token = token.clone();
-            let td = trust_domain.clone();
-            rt.spawn_critical(
-                "security-provider",
-                async move {
-                    let mut renew_at = renew_at;
-                    loop {
-                        tokio::select! {
-                            () = token.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(identity::until(renew_at)) => {}
-                        }
-                        renew_at = serving
-                            .renew(&state, &td, &provider)
-                            .context("failed to renew sentry's certificate")?;
-                        tracing::info!("Renewed sentry's own certificate");
-                    }
-                }
-                .instrument(tracing::info_span!("sentry.identity")),
-            );
-        }
-
-        match (&jwt_issuer, oidc_enabled) {
+        let (oidc_jwks, oidc_tls) = match (&material.jwt, oidc_enabled) {
             (Some(issuer), true) => {
-                tracing::info!("Starting OIDC HTTP server on port {oidc_server_listen_port}");
-                let tls = match (oidc_server_tls_cert_file, oidc_server_tls_key_file) {
-                    (Some(cert), Some(key)) => Some(TlsFiles {
-                        cert: cert.into(),
-                        key: key.into(),
-                    }),
-                    _ => None,
-                };
-                let (_, jwks_path) = oidc::routes(oidc_path_prefix.as_deref());
-                if let Some(prefix) = oidc_path_prefix.as_deref().filter(|p| *p != "/") {
-                    tracing::info!("Using path prefix {prefix:?} for OIDC HTTP endpoints");
-                }
+                let (tx, rx) = watch::channel(Published::of(issuer));
                 let server = OidcServer {
                     listen_address: oidc_server_listen_address,
                     port: oidc_server_listen_port,
                     path_prefix: oidc_path_prefix,
                     discovery: Discovery {
-                        issuer: jwt_issuer_flag,
+                        issuer: jwt_issuer,
                         jwks_uri: oidc_jwks_uri,
-                        jwks_path,
+                        jwks_path: String::new(),
                         signing_algorithm: issuer.algorithm().to_owned(),
-                        tls: tls.is_some(),
+                        tls: oidc_tls_files.is_some(),
                         allowed_hosts: oidc_allowed_hosts
                             .into_iter()
                             .filter(|h| !h.is_empty())
                             .collect(),
                     },
-                    jwks_json: issuer.jwks().to_json(),
-                    tls,
+                    published: rx,
+                    tls: oidc_tls_files.map(OidcTls::new),
                 };
-                let gate = rt.readiness().gate("oidc-server");
-                rt.spawn_critical(
-                    "oidc-server",
-                    server
-                        .run(gate, token.clone())
-                        .instrument(tracing::info_span!("sentry.oidc")),
-                );
+                let tls = server.tls.clone();
+                start_oidc(&mut rt, server);
+                (Some(tx), tls)
             }
-            _ => tracing::info!("OIDC HTTP server is disabled"),
-        }
+            _ => {
+                tracing::info!("OIDC HTTP server is disabled");
+                (None, None)
+            }
+        };
+
+        tracing::info!(
+            "Starting watch on filesystem directories: [{}]",
+            watcher
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let live = LiveCa {
+            source,
+            current: current.clone(),
+            serving,
+            provider,
+            metrics: sentry_metrics.clone(),
+            oidc_jwks,
+            oidc_tls,
+        };
+        rt.spawn_critical(
+            "sentry-ca",
+            reload::run(watcher, live, renew_at, sentry_metrics, token.clone())
+                .instrument(tracing::info_span!("sentry.ca")),
+        );
 
         let grpc = servers::bind("gRPC", &listen_address, port)
             .await
             .with_context(|| format!("could not listen on port {port}"))?;
         let gate = rt.readiness().gate("sentry-server");
-        let routes = tonic::service::Routes::new(CaServer::new(CaService(state)));
+        let routes = tonic::service::Routes::new(CaServer::new(CaService(current)));
         rt.spawn_critical(
             "sentry-server",
             async move {
@@ -308,6 +312,24 @@ impl Options {
         );
         Ok(rt)
     }
+}
+
+/// Starts the OIDC discovery server (spec §10).
+fn start_oidc(rt: &mut Runtime, mut server: OidcServer) {
+    tracing::info!("Starting OIDC HTTP server on port {}", server.port);
+    let (_, jwks_path) = oidc::routes(server.path_prefix.as_deref());
+    server.discovery.jwks_path = jwks_path;
+    if let Some(prefix) = server.path_prefix.as_deref().filter(|p| *p != "/") {
+        tracing::info!("Using path prefix {prefix:?} for OIDC HTTP endpoints");
+    }
+    let gate = rt.readiness().gate("oidc-server");
+    let token = rt.shutdown_token();
+    rt.spawn_critical(
+        "oidc-server",
+        server
+            .run(gate, token)
+            .instrument(tracing::info_span!("sentry.oidc")),
+    );
 }
 
 async fn load_config(

@@ -1,6 +1,6 @@
 //! The `dapr.proto.sentry.v1.CA` gRPC service and its TLS listener (spec §7, §11).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use dapr_proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse, ca_server};
@@ -18,7 +18,9 @@ use crate::validator::kubernetes::KubeValidator;
 use crate::validator::{self, ValidationError, Validators};
 use dapr_security::TrustDomain;
 
-/// Everything a request needs; shared by all requests of one CA generation.
+/// Everything a request needs; shared by all requests of one CA generation. A reload (spec §6)
+/// builds a new one with [`CaState::with_material`] and publishes it through [`CurrentCa`].
+#[derive(Clone)]
 pub struct CaState {
     pub bundle: Arc<CaBundle>,
     pub validators: Validators,
@@ -35,6 +37,16 @@ pub struct CaState {
 }
 
 impl CaState {
+    /// The same state over new CA material: validators, config and caches are kept (upstream
+    /// does not re-read the config on a reload either).
+    pub fn with_material(&self, bundle: Arc<CaBundle>, jwt: Option<Arc<JwtIssuer>>) -> Self {
+        Self {
+            bundle,
+            jwt,
+            ..self.clone()
+        }
+    }
+
     /// Runs validator `kind` (already selected and enabled) on the request.
     pub async fn validate(
         &self,
@@ -73,8 +85,30 @@ impl CaState {
     }
 }
 
+/// The CA generation in use. Requests take a snapshot ([`CurrentCa::get`]) and finish on it even
+/// when a reload swaps in a new generation meanwhile.
+#[derive(Clone)]
+pub struct CurrentCa(Arc<RwLock<Arc<CaState>>>);
+
+impl CurrentCa {
+    pub fn new(state: Arc<CaState>) -> Self {
+        Self(Arc::new(RwLock::new(state)))
+    }
+
+    /// The current generation. A poisoned lock still holds a complete `Arc` (the only writer
+    /// replaces it in one assignment), so it is used as is.
+    pub fn get(&self) -> Arc<CaState> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Publishes a new generation; later requests use it.
+    pub fn replace(&self, state: Arc<CaState>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+}
+
 /// The gRPC service.
-pub struct CaService(pub Arc<CaState>);
+pub struct CaService(pub CurrentCa);
 
 #[tonic::async_trait]
 impl ca_server::Ca for CaService {
@@ -83,7 +117,7 @@ impl ca_server::Ca for CaService {
         &self,
         request: tonic::Request<SignCertificateRequest>,
     ) -> Result<tonic::Response<SignCertificateResponse>, tonic::Status> {
-        let state = &self.0;
+        let state = self.0.get();
         state.metrics.request_received();
         match state.sign(request.get_ref()).await {
             Ok(signed) => {

@@ -137,3 +137,30 @@ fn an_empty_jwks_file_is_fatal_within_a_second_even_with_jwt_off() {
         child.output()
     );
 }
+
+#[test]
+fn an_unusable_kubeconfig_exits_2_as_upstreams_panic_does() {
+    let port = free_port().to_string();
+    // Only the host is set, as in the upstream harness: in-cluster config fails and the
+    // kubeconfig flag is used.
+    let mut child = Child::spawn_with_env(
+        SENTRY,
+        &[
+            "--mode=kubernetes",
+            "--kubeconfig=/nonexistent",
+            "-healthz-port",
+            &port,
+        ],
+        &[("KUBERNETES_SERVICE_HOST", "anything")],
+    )
+    .unwrap();
+    let status = child.wait_exit(START);
+    assert_eq!(status.code(), Some(2), "{}", child.output());
+    assert!(
+        child
+            .output()
+            .contains("failed to create the Kubernetes client: invalid kubeconfig /nonexistent: "),
+        "{}",
+        child.output()
+    );
+}

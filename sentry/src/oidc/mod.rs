@@ -3,8 +3,10 @@
 //! HTTP(S).
 
 mod server;
+mod tls;
 
-pub use server::{OidcServer, TlsFiles, router};
+pub use server::{OidcServer, Published, live_router, router};
+pub use tls::{OidcTls, TlsFiles};
 
 use serde::Serialize;
 

@@ -1,9 +1,7 @@
 //! HTTP(S) wiring of the OIDC server: axum routes over a plain or TLS listener.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -12,25 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use dapr_kit::healthz::Gate;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Discovery, host_allowed, routes};
-
-/// How often to look for TLS files that do not exist yet (upstream: 5 s).
-const TLS_WAIT: Duration = Duration::from_secs(5);
-
-/// The TLS certificate and key paths, when TLS is served.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+use super::{Discovery, OidcTls, host_allowed, routes};
+use crate::jwt::JwtIssuer;
 
 /// Everything the OIDC server needs.
 #[derive(Debug, Clone)]
@@ -39,14 +26,35 @@ pub struct OidcServer {
     pub port: u16,
     pub path_prefix: Option<String>,
     pub discovery: Discovery,
+    /// The JWKS and algorithm as served; replaced when the CA material is reloaded.
+    pub published: watch::Receiver<Published>,
+    /// The TLS certificate, when TLS is served; reloaded with the CA material.
+    pub tls: Option<Arc<OidcTls>>,
+}
+
+/// What the server publishes from the CA's JWT material. Upstream builds it when the (re)started
+/// OIDC server starts; here it is swapped when the material is reloaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
     /// The JWKS as served (re-serialised).
     pub jwks_json: String,
-    pub tls: Option<TlsFiles>,
+    /// The signing algorithm named in the discovery document.
+    pub signing_algorithm: String,
+}
+
+impl Published {
+    /// What `issuer` publishes.
+    pub fn of(issuer: &JwtIssuer) -> Self {
+        Self {
+            jwks_json: issuer.jwks().to_json(),
+            signing_algorithm: issuer.algorithm().to_owned(),
+        }
+    }
 }
 
 struct Shared {
     discovery: Discovery,
-    jwks_json: String,
+    published: watch::Receiver<Published>,
 }
 
 impl OidcServer {
@@ -62,21 +70,16 @@ impl OidcServer {
             );
         }
         let tls = match &self.tls {
-            Some(files) => {
-                if !wait_for_files(files, &shutdown).await {
+            Some(tls) => {
+                if !tls.wait_for_files(&shutdown).await {
                     return Ok(());
                 }
-                let config = load_tls(files).context("failed to load TLS certificate and key")?;
-                tracing::info!(
-                    "Loaded TLS certificate from {} and key from {}",
-                    files.cert.display(),
-                    files.key.display()
-                );
-                Some(TlsAcceptor::from(Arc::new(config)))
+                tls.reload()?;
+                Some(TlsAcceptor::from(Arc::new(tls.server_config()?)))
             }
             None => None,
         };
-        let app = router(&discovery_path, &jwks_path, self.discovery, self.jwks_json);
+        let app = live_router(&discovery_path, &jwks_path, self.discovery, self.published);
 
         let addr = format!("{}:{}", self.listen_address, self.port);
         let listener = dapr_kit::servers::bind("OIDC", &self.listen_address, self.port)
@@ -112,53 +115,31 @@ pub fn router(
     discovery: Discovery,
     jwks_json: String,
 ) -> Router {
+    // A receiver keeps the last value after its sender is gone.
+    let (_, published) = watch::channel(Published {
+        jwks_json,
+        signing_algorithm: discovery.signing_algorithm.clone(),
+    });
+    live_router(discovery_path, jwks_path, discovery, published)
+}
+
+/// [`router`] serving whatever `published` holds at the time of each request (its algorithm
+/// replaces `discovery.signing_algorithm`).
+pub fn live_router(
+    discovery_path: &str,
+    jwks_path: &str,
+    discovery: Discovery,
+    published: watch::Receiver<Published>,
+) -> Router {
     let shared = Arc::new(Shared {
         discovery,
-        jwks_json,
+        published,
     });
     Router::new()
         .route(discovery_path, any(handle_discovery))
         .route(jwks_path, any(handle_jwks))
         .fallback(not_found)
         .with_state(shared)
-}
-
-/// Checks at once, then every 5 s; false when shut down first.
-async fn wait_for_files(files: &TlsFiles, shutdown: &CancellationToken) -> bool {
-    loop {
-        if files.cert.exists() && files.key.exists() {
-            return true;
-        }
-        tracing::warn!(
-            "Waiting for TLS certificate and key files to be available: {}, {}",
-            files.cert.display(),
-            files.key.display()
-        );
-        tokio::select! {
-            () = shutdown.cancelled() => return false,
-            () = tokio::time::sleep(TLS_WAIT) => {}
-        }
-    }
-}
-
-/// TLS ≥ 1.2 with the PEM cert chain and key (PKCS#1, PKCS#8 or SEC1).
-fn load_tls(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", files.cert.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "tls: failed to find any PEM data in certificate input"
-    );
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", files.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 async fn handle_discovery(
@@ -173,10 +154,15 @@ async fn handle_discovery(
     if method != Method::GET {
         return go_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
-    if shared.jwks_json.is_empty() {
+    let published = shared.published.borrow().clone();
+    if published.jwks_json.is_empty() {
         return go_error(StatusCode::NOT_FOUND, "OIDC configuration not available");
     }
-    match shared.discovery.document(host, forwarded) {
+    let discovery = Discovery {
+        signing_algorithm: published.signing_algorithm,
+        ..shared.discovery.clone()
+    };
+    match discovery.document(host, forwarded) {
         Ok(doc) => match serde_json::to_string(&doc) {
             Ok(mut body) => {
                 body.push('\n');
@@ -203,10 +189,11 @@ async fn handle_jwks(
     if method != Method::GET {
         return go_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
-    if shared.jwks_json.is_empty() {
+    let jwks_json = shared.published.borrow().jwks_json.clone();
+    if jwks_json.is_empty() {
         return go_error(StatusCode::NOT_FOUND, "JWKS not available");
     }
-    json(shared.jwks_json.clone())
+    json(jwks_json)
 }
 
 async fn not_found() -> Response {
