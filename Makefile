@@ -7,12 +7,13 @@ FOCUS ?= .*
 OURS ?= sentry,placement,scheduler,operator,injector
 BINARIES := sentry placement scheduler operator injector
 
-.PHONY: help build run test verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry
+.PHONY: help build run test test-store verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry
 
 help:
 	@echo "build        release binaries of the five services (target/release)"
 	@echo "run          start the self-hosted control plane locally (placement :50005, scheduler :50006; MTLS=1 adds sentry :50001)"
 	@echo "test         the test suite (unit + integration tests; no external peers needed)"
+	@echo "test-store   the etcd-semantics suite against a real etcd v3.5.30 (built via Go) and against our store"
 	@echo "verify       read-only gate: fmt check, clippy -D warnings, tests, generated-code check"
 	@echo "fix          rewrite: cargo fmt and clippy --fix"
 	@echo "gen          regenerate committed generated code (protos)"
@@ -52,6 +53,13 @@ conformance-prepare:
 
 conformance:
 	FOCUS='$(FOCUS)' OURS='$(OURS)' hack/conformance/run.sh run
+
+# How test-store starts our server; {port} {peer_port} {dir} {quota} {max_txn_ops} are filled in.
+OURS_ETCD_CMD ?= $(CURDIR)/target/debug/dapr-etcd --name n1 --data-dir {dir} --listen-client-urls http://127.0.0.1:{port} --initial-cluster n1=http://127.0.0.1:{peer_port} --quota-backend-bytes {quota} --max-txn-ops {max_txn_ops} --log-level warn
+
+test-store:
+	cargo build -p dapr-etcd-store --bin dapr-etcd
+	OURS_ETCD_CMD='$(OURS_ETCD_CMD)' hack/etcd/test-store.sh
 
 bench-placement:
 	hack/bench/placement.sh

@@ -1,0 +1,604 @@
+//! One member of the replicated store: the Raft node, its durable log and state machine, the
+//! peer listener, and the leader's lease clock. The etcd gRPC front door (`crate::server`) and
+//! the scheduler talk to a [`Node`].
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    convert::Infallible,
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use dapr_raft_log::Wal;
+use openraft::{
+    BasicNode, Raft, ServerState, SnapshotPolicy,
+    error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codegen::BoxFuture;
+
+use crate::{
+    clock::now_ms,
+    mvcc::{
+        AlarmAction, AlarmRequest, AlarmType, Command, Error as StoreError, LeaseRevokeRequest,
+        LeaseTimeToLive, Store, StoreConfig,
+    },
+    raft::{
+        NodeId, Reply, TypeConfig,
+        machine::Machine,
+        network::{
+            FORWARD_TIMEOUT, ForwardError, Network, PeerHandler, PeerRequest, PeerResponse,
+            PeerService, Peers, split_url,
+        },
+    },
+};
+
+/// How often the leader looks for expired leases (etcd checks every 500 ms).
+const LEASE_TICK: Duration = Duration::from_millis(500);
+/// Expired leases revoked per tick at most.
+const REVOKE_BATCH: usize = 500;
+/// How long a write waits for a leader to appear before failing with `no leader`.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// A member of the initial cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    pub name: String,
+    pub peer_url: String,
+}
+
+/// Peer TLS (the scheduler's SVID), used when the peer URLs are `https`.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// How to start a member.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// This member's name; must appear in `initial_cluster`.
+    pub name: String,
+    /// `(name, peer URL)` of every member, this one included (the same list on every member).
+    pub initial_cluster: Vec<(String, String)>,
+    /// Where the peer listener binds (`host:port`).
+    pub peer_listen: String,
+    pub data_dir: PathBuf,
+    pub store: StoreConfig,
+    /// Entries applied between snapshots (etcd `--snapshot-count`).
+    pub snapshot_count: u64,
+    pub peer_tls: Option<PeerTls>,
+}
+
+/// Why a request failed, as etcd words it.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: {0}")]
+    Internal(String),
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("member {name} is not in the initial cluster {cluster:?}")]
+    NotAMember { name: String, cluster: Vec<String> },
+    #[error("failed to open the raft log: {0}")]
+    Log(#[from] dapr_raft_log::OpenError),
+    #[error("failed to open the store in {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid raft settings: {0}")]
+    Config(String),
+    #[error("failed to start raft: {0}")]
+    Raft(String),
+    #[error("failed to listen for peers on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Inner {
+    id: NodeId,
+    name: String,
+    members: Vec<Member>,
+    cluster_id: u64,
+    raft: Raft<TypeConfig>,
+    machine: Machine,
+    peers: Peers,
+    wal: Wal<TypeConfig>,
+}
+
+/// A running member; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+/// The member ids: 1-based positions among the sorted names.
+pub fn members(initial_cluster: &[(String, String)]) -> Vec<Member> {
+    let mut sorted: Vec<&(String, String)> = initial_cluster.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, url))| Member {
+            id: i as u64 + 1,
+            name: name.clone(),
+            peer_url: url.clone(),
+        })
+        .collect()
+}
+
+/// A stable cluster id from the member list (etcd hashes its member ids the same way in spirit).
+fn cluster_id(members: &[Member]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in members {
+        for b in m.name.bytes().chain(m.peer_url.bytes()).chain([0]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+impl Node {
+    /// Opens the data dir, starts Raft and the peer listener. The listener and background loops
+    /// stop when `shutdown` fires; then call [`Node::stop`].
+    pub async fn start(
+        config: NodeConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let members = members(&config.initial_cluster);
+        let Some(me) = members.iter().find(|m| m.name == config.name).cloned() else {
+            return Err(StartError::NotAMember {
+                name: config.name.clone(),
+                cluster: members.iter().map(|m| m.name.clone()).collect(),
+            });
+        };
+        let wal = Wal::<TypeConfig>::open(config.data_dir.join("wal"))?;
+        let snap_dir = config.data_dir.join("snap");
+        let machine =
+            Machine::open(&snap_dir, config.store.clone()).map_err(|source| StartError::Store {
+                path: snap_dir.clone(),
+                source,
+            })?;
+        let single = members.len() == 1;
+        let raft_config = openraft::Config {
+            cluster_name: "dapr-scheduler-store".into(),
+            heartbeat_interval: if single { 50 } else { 100 },
+            election_timeout_min: if single { 150 } else { 1000 },
+            election_timeout_max: if single { 300 } else { 2000 },
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count.max(100)),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let addresses: HashMap<NodeId, String> =
+            members.iter().map(|m| (m.id, m.peer_url.clone())).collect();
+        let peers = Peers::new(
+            addresses,
+            config.peer_tls.as_ref().map(|t| Arc::clone(&t.client)),
+        );
+        let raft = Raft::new(
+            me.id,
+            Arc::new(raft_config),
+            Network {
+                peers: peers.clone(),
+            },
+            wal.clone(),
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let node = Self {
+            inner: Arc::new(Inner {
+                id: me.id,
+                name: me.name.clone(),
+                cluster_id: cluster_id(&members),
+                members: members.clone(),
+                raft,
+                machine,
+                peers,
+                wal,
+            }),
+        };
+        node.serve_peers(&config, shutdown.clone()).await?;
+
+        // Every member proposes the same initial membership; all but the first are refused
+        // harmlessly, and a restarted member is already initialized.
+        let voters: BTreeMap<NodeId, BasicNode> = members
+            .iter()
+            .map(|m| (m.id, BasicNode::new(m.peer_url.clone())))
+            .collect();
+        if let Err(error) = node.inner.raft.initialize(voters).await {
+            tracing::debug!(%error, "raft already initialized");
+        }
+        tokio::spawn(node.clone().leadership_loop(shutdown.clone()));
+        tokio::spawn(node.clone().lease_loop(shutdown));
+        tracing::info!(member = %me.name, id = me.id, members = members.len(), "store member started");
+        Ok(node)
+    }
+
+    async fn serve_peers(
+        &self,
+        config: &NodeConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
+        let listener = TcpListener::bind(&config.peer_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                address: config.peer_listen.clone(),
+                source,
+            })?;
+        let own_url = self
+            .inner
+            .members
+            .iter()
+            .find(|m| m.id == self.inner.id)
+            .map(|m| m.peer_url.clone())
+            .unwrap_or_default();
+        let secure = split_url(&own_url).0;
+        let routes = tonic::service::Routes::new(PeerService::new(Arc::new(self.clone())));
+        let tls = config.peer_tls.clone().filter(|_| secure);
+        tokio::spawn(async move {
+            let served = match tls {
+                Some(tls) => {
+                    dapr_security::net::serve_routes(routes, listener, tls.server, shutdown).await
+                }
+                None => {
+                    tonic::transport::Server::builder()
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(
+                            tokio_stream::wrappers::TcpListenerStream::new(listener),
+                            shutdown.cancelled_owned(),
+                        )
+                        .await
+                }
+            };
+            if let Err(error) = served {
+                tracing::error!(%error, "store peer listener failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Shuts Raft down and flushes the log.
+    pub async fn stop(&self) {
+        let _ = self.inner.raft.shutdown().await;
+        self.inner.wal.close();
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.inner.members
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.inner.machine
+    }
+
+    /// `(leader id, raft term, last log index, last applied index)`.
+    pub fn raft_status(&self) -> (Option<NodeId>, u64, u64, u64) {
+        let m = self.inner.raft.metrics().borrow().clone();
+        (
+            m.current_leader,
+            m.current_term,
+            m.last_log_index.unwrap_or(0),
+            m.last_applied.map_or(0, |l| l.index),
+        )
+    }
+
+    /// The current Raft term (cheaper than [`Node::raft_status`]; every response header has it).
+    pub fn raft_term(&self) -> u64 {
+        self.inner.raft.metrics().borrow().current_term
+    }
+
+    /// Replicates a write and returns what applying it gave. Puts over the space quota raise the
+    /// NOSPACE alarm and fail, as etcd's quota front door does.
+    pub async fn write(&self, cmd: Command) -> Result<Reply, NodeError> {
+        let cost = match &cmd {
+            Command::Put(req) => Store::put_cost(req),
+            Command::Txn(req) => Store::txn_cost(req),
+            Command::LeaseGrant(_) => 1,
+            _ => 0,
+        };
+        if cost > 0 && !self.inner.machine.read().quota_available(cost) {
+            let alarm = Command::Alarm(AlarmRequest {
+                action: AlarmAction::Activate,
+                member_id: self.inner.id,
+                alarm: AlarmType::Nospace,
+            });
+            let _ = self.propose(alarm).await;
+            return Err(StoreError::NoSpace.into());
+        }
+        self.propose(cmd).await
+    }
+
+    async fn propose(&self, cmd: Command) -> Result<Reply, NodeError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = match self.inner.raft.client_write(cmd.clone()).await {
+                Ok(response) => return Ok(response.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+                    leader_id,
+                    ..
+                }))) => leader_id,
+                Err(RaftError::APIError(e)) => return Err(NodeError::Internal(e.to_string())),
+                Err(RaftError::Fatal(_)) => return Err(NodeError::Stopped),
+            };
+            if let Some(leader) = leader {
+                match self
+                    .inner
+                    .peers
+                    .call(leader, &PeerRequest::Forward(cmd.clone()), FORWARD_TIMEOUT)
+                    .await
+                {
+                    Ok(PeerResponse::Forward(Ok(reply))) => return Ok(reply),
+                    Ok(PeerResponse::Forward(Err(ForwardError::Store(e)))) => return Err(e.into()),
+                    Ok(PeerResponse::Forward(Err(ForwardError::Other(e)))) => {
+                        return Err(NodeError::Internal(e));
+                    }
+                    // Leadership moved on, the leader is unreachable, or the call timed out:
+                    // wait for the cluster to settle and retry (a timed-out write may have
+                    // applied; etcd gives the same ambiguity).
+                    _ => {}
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(if leader.is_some() {
+                    NodeError::Timeout
+                } else {
+                    NodeError::NoLeader
+                });
+            }
+            self.wait_for_leader(deadline).await;
+        }
+    }
+
+    async fn wait_for_leader(&self, deadline: tokio::time::Instant) {
+        let mut metrics = self.inner.raft.metrics();
+        let _ = tokio::time::timeout_at(deadline, async {
+            loop {
+                if metrics.borrow_and_update().current_leader.is_some() {
+                    // Give a just-elected leader a moment to commit its first entry.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits until a read here would see every write acknowledged before the call (etcd's
+    /// linearizable reads): the leader confirms its leadership and this member applies up to the
+    /// leader's commit point.
+    pub async fn linearize(&self) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = match self.inner.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f.leader_id,
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
+                Err(RaftError::Fatal(_)) => return Err(NodeError::Stopped),
+            };
+            if let Some(leader) = leader
+                && let Ok(PeerResponse::ReadIndex(Ok(index))) = self
+                    .inner
+                    .peers
+                    .call(leader, &PeerRequest::ReadIndex, FORWARD_TIMEOUT)
+                    .await
+            {
+                let mut applied = self.inner.machine.applied_index();
+                return tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index))
+                    .await
+                    .map_err(|_| NodeError::Timeout)?
+                    .map(|_| ())
+                    .map_err(|_| NodeError::Stopped);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(if leader.is_some() {
+                    NodeError::Timeout
+                } else {
+                    NodeError::NoLeader
+                });
+            }
+            self.wait_for_leader(deadline).await;
+        }
+    }
+
+    /// A lease keep-alive, answered by the leader (the primary lessor).
+    pub async fn keep_alive(&self, id: i64) -> Result<i64, NodeError> {
+        match self.inner.machine.write().renew(id, now_ms()) {
+            Err(StoreError::NotPrimary) => {}
+            other => return other.map_err(Into::into),
+        }
+        match self.call_leader(PeerRequest::KeepAlive(id)).await? {
+            PeerResponse::KeepAlive(result) => result.map_err(forward_error),
+            _ => Err(NodeError::Internal("unexpected peer response".into())),
+        }
+    }
+
+    /// LeaseTimeToLive, answered by the leader.
+    pub async fn time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTimeToLive, NodeError> {
+        match self.inner.machine.read().time_to_live(id, keys, now_ms()) {
+            Err(StoreError::NotPrimary) => {}
+            other => return other.map_err(Into::into),
+        }
+        match self
+            .call_leader(PeerRequest::TimeToLive { id, keys })
+            .await?
+        {
+            PeerResponse::TimeToLive(result) => result.map_err(forward_error),
+            _ => Err(NodeError::Internal("unexpected peer response".into())),
+        }
+    }
+
+    async fn call_leader(&self, request: PeerRequest) -> Result<PeerResponse, NodeError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = self.inner.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(leader) if leader != self.inner.id => {
+                    return self
+                        .inner
+                        .peers
+                        .call(leader, &request, FORWARD_TIMEOUT)
+                        .await
+                        .map_err(|_| NodeError::Timeout);
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::NoLeader);
+            }
+            self.wait_for_leader(deadline).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Promotes/demotes the lease clock as leadership comes and goes.
+    async fn leadership_loop(self, shutdown: CancellationToken) {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let leading = {
+                let m = metrics.borrow_and_update();
+                m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+            };
+            {
+                let mut store = self.inner.machine.write();
+                if leading && !store.is_primary() {
+                    // Like etcd's Promote: every lease gets its full TTL again plus an election
+                    // timeout, so no lease expires because leadership moved.
+                    store.promote(now_ms(), 2000);
+                    tracing::info!("store member became leader; leases promoted");
+                } else if !leading && store.is_primary() {
+                    store.demote();
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// On the leader, revokes expired leases (each revoke deletes the lease's keys).
+    async fn lease_loop(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(LEASE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let expired = {
+                let mut store = self.inner.machine.write();
+                if !store.is_primary() {
+                    continue;
+                }
+                store.expired(now_ms(), REVOKE_BATCH)
+            };
+            for id in expired {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    match node
+                        .propose(Command::LeaseRevoke(LeaseRevokeRequest { id }))
+                        .await
+                    {
+                        Ok(_) => tracing::debug!(lease = id, "revoked an expired lease"),
+                        Err(error) => {
+                            tracing::warn!(lease = id, %error, "failed to revoke an expired lease")
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn forward_error(e: ForwardError) -> NodeError {
+    match e {
+        ForwardError::NotLeader => NodeError::NoLeader,
+        ForwardError::Store(e) => NodeError::Store(e),
+        ForwardError::Other(e) => NodeError::Internal(e),
+    }
+}
+
+impl PeerHandler for Node {
+    fn handle(&self, request: PeerRequest) -> BoxFuture<PeerResponse, Infallible> {
+        let node = self.clone();
+        Box::pin(async move {
+            let raft = &node.inner.raft;
+            Ok(match request {
+                PeerRequest::Append(rpc) => PeerResponse::Append(raft.append_entries(rpc).await),
+                PeerRequest::Vote(rpc) => PeerResponse::Vote(raft.vote(rpc).await),
+                PeerRequest::Snapshot(rpc) => {
+                    PeerResponse::Snapshot(raft.install_snapshot(rpc).await)
+                }
+                PeerRequest::Forward(cmd) => {
+                    PeerResponse::Forward(match raft.client_write(cmd).await {
+                        Ok(response) => Ok(response.data),
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                            Err(ForwardError::NotLeader)
+                        }
+                        Err(e) => Err(ForwardError::Other(e.to_string())),
+                    })
+                }
+                PeerRequest::ReadIndex => {
+                    PeerResponse::ReadIndex(match raft.ensure_linearizable().await {
+                        Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+                        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                            Err(ForwardError::NotLeader)
+                        }
+                        Err(e) => Err(ForwardError::Other(e.to_string())),
+                    })
+                }
+                PeerRequest::KeepAlive(id) => {
+                    PeerResponse::KeepAlive(match node.inner.machine.write().renew(id, now_ms()) {
+                        Err(StoreError::NotPrimary) => Err(ForwardError::NotLeader),
+                        other => other.map_err(ForwardError::Store),
+                    })
+                }
+                PeerRequest::TimeToLive { id, keys } => PeerResponse::TimeToLive(
+                    match node.inner.machine.read().time_to_live(id, keys, now_ms()) {
+                        Err(StoreError::NotPrimary) => Err(ForwardError::NotLeader),
+                        other => other.map_err(ForwardError::Store),
+                    },
+                ),
+            })
+        })
+    }
+}
