@@ -31,6 +31,11 @@ const RUN_ERROR: &str = "Error running injector";
 impl Options {
     /// Runs the injector until a signal or a fatal error.
     pub async fn run(self) -> ExitCode {
+        // Before anything slow: a signal during start-up must end in a graceful exit.
+        if let Err(error) = dapr_kit::install_signal_handlers() {
+            eprintln!("failed to install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
         if let Err(error) = dapr_kit::logging::init(&self.log, SCOPE) {
             eprintln!("{error}");
             return ExitCode::FAILURE;

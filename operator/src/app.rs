@@ -24,6 +24,11 @@ const METRICS_HOST: &str = "";
 impl Options {
     /// Runs the operator until a signal or a fatal error.
     pub async fn run(self) -> ExitCode {
+        // Before anything slow: a signal during start-up must end in a graceful exit.
+        if let Err(error) = dapr_kit::install_signal_handlers() {
+            eprintln!("failed to install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
         if let Err(error) = dapr_kit::logging::init(&self.log, SCOPE) {
             eprintln!("{error}");
             return ExitCode::FAILURE;

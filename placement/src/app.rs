@@ -27,6 +27,11 @@ const SCOPE: &str = "dapr.placement";
 impl Options {
     /// Runs placement until a signal or a fatal error.
     pub async fn run(self) -> ExitCode {
+        // Before anything slow: a signal during start-up must end in a graceful exit.
+        if let Err(error) = dapr_kit::install_signal_handlers() {
+            eprintln!("failed to install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
         // pflag prints these while parsing, before the logger exists.
         for notice in self.deprecation_notices() {
             eprintln!("{notice}");

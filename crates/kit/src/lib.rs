@@ -17,7 +17,7 @@ pub mod net;
 mod runtime;
 pub mod servers;
 
-pub use runtime::{Outcome, Runtime, ShutdownCause, TaskError};
+pub use runtime::{Outcome, Runtime, ShutdownCause, TaskError, install_signal_handlers};
 pub use tokio_util::sync::CancellationToken;
 
 /// The version this build reports in logs (`ver` field) and start-up lines.

@@ -138,8 +138,16 @@ impl Runtime {
         self.names.push((handle.id(), name));
     }
 
-    /// Runs until SIGINT/SIGTERM or a task failure, then drains.
+    /// Runs until SIGINT/SIGTERM or a task failure, then drains. Signals caught since
+    /// [`install_signal_handlers`] are delivered here.
     pub async fn run(self) -> Outcome {
+        let early = EARLY_SIGNALS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(rx) = early {
+            return self.run_with_signals(rx).await;
+        }
         let (tx, rx) = mpsc::channel(4);
         if let Err(error) = spawn_signal_listener(tx) {
             tracing::error!(%error, "failed to install signal handlers");
@@ -253,6 +261,22 @@ enum Drain {
     Done,
     Aborted,
     TimedOut,
+}
+
+/// Signals caught before the runtime started running.
+static EARLY_SIGNALS: std::sync::Mutex<Option<mpsc::Receiver<&'static str>>> =
+    std::sync::Mutex::new(None);
+
+/// Takes over SIGINT/SIGTERM right away, so a signal that arrives while a service is still
+/// starting is held for [`Runtime::run`] (graceful exit 0) instead of killing the process with
+/// the default action. Call it first thing in a binary's run.
+pub fn install_signal_handlers() -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel(4);
+    spawn_signal_listener(tx)?;
+    *EARLY_SIGNALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rx);
+    Ok(())
 }
 
 fn spawn_signal_listener(tx: mpsc::Sender<&'static str>) -> std::io::Result<()> {
