@@ -71,6 +71,28 @@ pub mod etcd {
     }
 }
 
+/// The storage formats of go-etcd-cron v0.12.7, the engine dapr v1.18.3's scheduler embeds: the
+/// values under `dapr/jobs/`, `dapr/counters/` and `dapr/leadership/` in etcd. Keeping them
+/// byte-compatible lets a cluster switch between upstream's scheduler and ours in place.
+pub mod etcdcron {
+    /// `api`: a job as clients define it, and its failure policy.
+    pub mod api {
+        include!("gen/api.rs");
+    }
+
+    /// `stored`: a job and its trigger counter as persisted.
+    pub mod stored {
+        include!("gen/stored.rs");
+    }
+
+    /// `cron.stored`: a replica's leadership record.
+    pub mod cron {
+        pub mod stored {
+            include!("gen/cron.stored.rs");
+        }
+    }
+}
+
 /// Encoded `google.protobuf.FileDescriptorSet` of every file above plus the well-known types
 /// they import (no source info), e.g. for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptor.bin");
