@@ -7,9 +7,13 @@ use anyhow::Context as _;
 use dapr_kit::{Outcome, Runtime, servers};
 use prometheus_client::registry::Registry;
 
+use dapr_etcd_store::node::PeerTls;
+use dapr_security::{AnchorsSource, KeyKind, Provider, ProviderOptions};
+
 use crate::{
-    Options, Validated,
-    etcd::{self, EmbedConfig},
+    Mode, Options, Validated,
+    etcd::{self},
+    leadership::Leadership,
 };
 
 /// Scope of the scheduler's own log lines.
@@ -18,6 +22,11 @@ const SCOPE: &str = "dapr.scheduler";
 impl Options {
     /// Runs the scheduler until a signal or a fatal error.
     pub async fn run(self) -> ExitCode {
+        // Before anything slow: a signal during start-up must end in a graceful exit.
+        if let Err(error) = dapr_kit::install_signal_handlers() {
+            eprintln!("failed to install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
         if let Err(error) = dapr_kit::logging::init(&self.log, SCOPE) {
             eprintln!("{error}");
             return ExitCode::FAILURE;
@@ -73,6 +82,8 @@ impl Options {
             None
         };
         let workers = self.cron_workers()?;
+        let identity_dir = self.identity_directory_write_or_default();
+        let etcd_initial_cluster = self.etcd_initial_cluster().to_vec();
         let Self {
             port,
             ref healthz,
@@ -100,7 +111,7 @@ impl Options {
             etcd_experimental_bootstrap_defrag_threshold_megabytes,
             etcd_initial_election_tick_advance,
             etcd_metrics,
-            ref etcd_client_endpoints,
+            etcd_client_endpoints,
             etcd_client_username: _,
             etcd_client_password: _,
             identity_directory_write: _,
@@ -115,57 +126,159 @@ impl Options {
         if !unused.is_empty() {
             tracing::info!(flags = ?unused, "ignoring flags that upstream accepts but does not use");
         }
-        tracing::warn!(
+        tracing::info!(
             ?mode,
             %id,
-            tls_enabled,
-            trust_domain = %trust.trust_domain,
-            override_broadcast_host_port = override_broadcast_host_port.as_deref().unwrap_or(""),
             workers = workers.get(),
-            %etcd_data_dir,
             etcd_space_quota,
             %etcd_compaction_mode,
             %etcd_compaction_retention,
-            etcd_snapshot_count,
             etcd_max_snapshots,
             etcd_max_wals,
             etcd_backend_batch_limit,
-            etcd_max_txn_ops,
             etcd_defrag_threshold_mb = etcd_experimental_bootstrap_defrag_threshold_megabytes,
             etcd_initial_election_tick_advance,
             %etcd_metrics,
-            "scheduler is a scaffold: the embedded etcd member, the external etcd client, the cron engine, \
-             mTLS (sentry identity), the kubernetes namespace controller and the scheduler metrics are not \
-             implemented; every Scheduler RPC answers Unimplemented and the etcd ports accept and drop connections"
+            "etcd tuning flags accepted (the embedded store uses the quota, snapshot count and max txn ops)"
         );
+        tracing::warn!(
+            "the scheduler is partly built: the embedded store, mTLS identity and replica leadership run, \
+             but the cron engine and the Scheduler API are not implemented yet (every Scheduler RPC answers \
+             Unimplemented)"
+        );
+
+        let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+        let mtls = tls_enabled || mode == Mode::Kubernetes;
+        let (provider, security) = Provider::new(ProviderOptions {
+            app_id: SCHEDULER_ID.to_owned(),
+            sentry_address: trust.sentry_address_or_default(&namespace),
+            // Upstream uses the anchors file only when it was given explicitly.
+            anchors: trust
+                .trust_anchors_file
+                .as_ref()
+                .map(|f| AnchorsSource::File(f.into())),
+            control_plane_trust_domain: trust.trust_domain.clone(),
+            control_plane_namespace: namespace.clone(),
+            mtls_enabled: tls_enabled,
+            kubernetes_mode: mode == Mode::Kubernetes,
+            key: KeyKind::Ed25519,
+            write_identity_dir: mtls.then_some(identity_dir),
+        })?;
 
         let mut rt = Runtime::new();
         let registry = Registry::with_prefix("dapr_scheduler");
         // Quirk kept from upstream: metrics bind --listen-address, not --metrics-listen-address.
         servers::start_common(&mut rt, healthz, metrics, &listen_address, registry).await?;
-
-        tracing::info!("Dapr Scheduler is starting...");
-        tracing::info!("Starting Etcd provider");
-        match embed {
-            Some(config) => start_etcd_placeholder(&mut rt, config).await?,
-            None => {
-                tracing::info!(
-                    endpoints = ?etcd_client_endpoints,
-                    "Using external Etcd database, will not start embedded Etcd"
-                );
-                // As upstream: the external target is ready at once.
-                rt.readiness().gate("scheduler-etcd-external").set_ready();
-            }
-        }
-
-        let grpc = servers::bind("gRPC", &listen_address, port).await?;
-        tracing::info!("Dapr Scheduler listening on: {listen_address}:{port}");
-        let gate = rt.readiness().gate("scheduler-server");
+        let security_gate = rt.readiness().gate("security-provider");
         let token = rt.shutdown_token();
-        rt.spawn_critical("scheduler.grpc", async move {
+        {
+            let security = security.clone();
+            rt.spawn_critical("scheduler.security", async move {
+                let ready = async {
+                    security.ready().await;
+                    security_gate.set_ready();
+                    std::future::pending::<()>().await;
+                };
+                tokio::select! {
+                    result = provider.run(token) => result?,
+                    () = ready => {}
+                }
+                Ok(())
+            });
+        }
+        let embed_gate = embed
+            .is_some()
+            .then(|| rt.readiness().gate("scheduler-etcd-embed"));
+        if embed.is_none() {
+            // As upstream: the external target is ready at once.
+            rt.readiness().gate("scheduler-etcd-external").set_ready();
+        }
+        let server_gate = rt.readiness().gate("scheduler-server");
+        let token = rt.shutdown_token();
+        // Everything below needs the SVID (or no mTLS) first, as upstream's server incarnation.
+        rt.spawn_critical("scheduler.server", async move {
+            tokio::select! {
+                () = security.ready() => {}
+                () = token.cancelled() => return Ok(()),
+            }
+            tracing::info!("Dapr Scheduler is starting...");
+            tracing::info!("Starting Etcd provider");
+            let etcd_address = match (embed, embed_gate) {
+                (Some(config), Some(gate)) => {
+                    tracing::info!("Starting embedded Etcd");
+                    let peer_tls = if mtls {
+                        let peer = security.control_plane_id(SCHEDULER_ID)?;
+                        Some(PeerTls {
+                            server: security.server_config_mtls(),
+                            client: security.client_config(peer),
+                        })
+                    } else {
+                        None
+                    };
+                    crate::embed::start(
+                        &config,
+                        crate::embed::EmbedSettings {
+                            id: id.clone(),
+                            initial_cluster: self_initial_cluster(&etcd_initial_cluster),
+                            mode,
+                            namespace: namespace.clone(),
+                            data_dir: etcd_data_dir.clone().into(),
+                            space_quota: etcd_space_quota,
+                            max_txn_ops: etcd_max_txn_ops,
+                            snapshot_count: etcd_snapshot_count,
+                            peer_tls,
+                        },
+                        token.clone(),
+                    )
+                    .await?;
+                    // Upstream marks this target ready once the member started, before raft has
+                    // a leader.
+                    gate.set_ready();
+                    let host = match config.client.host.as_str() {
+                        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
+                        "::" | "[::]" => "[::1]".to_owned(),
+                        other => other.to_owned(),
+                    };
+                    format!("{host}:{}", config.client.port)
+                }
+                _ => {
+                    tracing::info!(
+                        endpoints = ?etcd_client_endpoints,
+                        "Using external Etcd database, will not start embedded Etcd"
+                    );
+                    etcd_client_endpoints
+                        .first()
+                        .map(|e| e.trim_start_matches("http://").to_owned())
+                        .unwrap_or_else(|| "127.0.0.1:2379".to_owned())
+                }
+            };
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{etcd_address}"))?
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+            let (partition, _) = tokio::sync::watch::channel(None);
+            let leadership = Leadership {
+                id: id.clone(),
+                address: broadcast_address(
+                    override_broadcast_host_port.as_deref(),
+                    &listen_address,
+                    port,
+                ),
+                channel,
+                partition,
+            };
+
+            let grpc = servers::bind("gRPC", &listen_address, port).await?;
+            tracing::info!("Dapr Scheduler listening on: {listen_address}:{port}");
             tracing::info!("Running gRPC server on port {}", grpc.local_addr()?.port());
-            gate.set_ready();
-            dapr_kit::grpc::serve_plaintext(grpc, tonic::service::Routes::default(), token).await?;
+            server_gate.set_ready();
+            let serve = dapr_kit::grpc::serve_plaintext(
+                grpc,
+                tonic::service::Routes::default(),
+                token.clone(),
+            );
+            let (served, ()) = tokio::join!(serve, leadership.run(token.clone()));
+            served?;
             tracing::info!("Scheduler GRPC server stopped");
             Ok(())
         });
@@ -173,35 +286,43 @@ impl Options {
     }
 }
 
-/// Binds the embedded member's client and peer ports and serves them with placeholders that
-/// accept and drop connections, until etcd is implemented.
-async fn start_etcd_placeholder(rt: &mut Runtime, config: EmbedConfig) -> anyhow::Result<()> {
-    tracing::info!("Starting embedded Etcd");
-    let gate = rt.readiness().gate("scheduler-etcd-embed");
-    let EmbedConfig {
-        peer,
-        client,
-        backend_batch_interval,
-    } = config;
-    tracing::debug!(?backend_batch_interval, "etcd backend batch interval");
-    let client_listener = servers::bind("etcd client", &client.host, client.port).await?;
-    let peer_listener = servers::bind("etcd peer", &peer.host, peer.port).await?;
-    tracing::info!(
-        client = %client_listener.local_addr()?,
-        peer = %peer_listener.local_addr()?,
-        "etcd placeholder listening; connections are accepted and dropped"
-    );
-    let token = rt.shutdown_token();
-    rt.spawn_critical("scheduler.etcd-client-placeholder", async move {
-        dapr_kit::net::accept_and_drop("etcd client", client_listener, token).await?;
-        Ok(())
-    });
-    let token = rt.shutdown_token();
-    rt.spawn_critical("scheduler.etcd-peer-placeholder", async move {
-        dapr_kit::net::accept_and_drop("etcd peer", peer_listener, token).await?;
-        Ok(())
-    });
-    // Upstream marks this target ready once the member started, before raft has a leader.
-    gate.set_ready();
-    Ok(())
+/// The SPIFFE path id of every scheduler replica.
+const SCHEDULER_ID: &str = "dapr-scheduler";
+
+/// `--etcd-initial-cluster` entries as `(id, URL)` pairs (validated by `embed_config` already).
+fn self_initial_cluster(entries: &[String]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(id, url)| (id.to_owned(), url.to_owned()))
+        .collect()
+}
+
+/// What WatchHosts returns for this replica (spec §3): the override, else the listen address
+/// when it is a loopback one, else this host's IP.
+fn broadcast_address(override_: Option<&str>, listen_address: &str, port: u16) -> String {
+    if let Some(address) = override_.filter(|a| !a.is_empty()) {
+        return address.to_owned();
+    }
+    if matches!(listen_address, "localhost" | "127.0.0.1" | "::1" | "[::1]") {
+        return if listen_address.contains(':') {
+            format!("[{listen_address}]:{port}")
+        } else {
+            format!("{listen_address}:{port}")
+        };
+    }
+    let ip = std::env::var("DAPR_HOST_IP")
+        .ok()
+        .filter(|ip| !ip.is_empty())
+        .or_else(|| {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            socket.connect("192.0.2.1:80").ok()?;
+            Some(socket.local_addr().ok()?.ip().to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
 }
