@@ -32,6 +32,7 @@ use crate::{
             FORWARD_TIMEOUT, ForwardError, Network, PeerHandler, PeerRequest, PeerResponse,
             PeerService, Peers, split_url,
         },
+        split_vote,
     },
 };
 
@@ -233,6 +234,13 @@ impl Node {
             tracing::debug!(%error, "raft already initialized");
         }
         tokio::spawn(node.clone().leadership_loop(shutdown.clone()));
+        if !single {
+            let raft = node.inner.raft.clone();
+            tokio::spawn(split_vote::restand_after_split_votes(
+                raft,
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(node.clone().lease_loop(shutdown));
         tracing::info!(member = %me.name, id = me.id, members = members.len(), "store member started");
         Ok(node)

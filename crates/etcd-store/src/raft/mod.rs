@@ -3,6 +3,7 @@
 
 pub mod machine;
 pub mod network;
+pub(crate) mod split_vote;
 
 use std::io::Cursor;
 
