@@ -7,7 +7,7 @@ FOCUS ?= .*
 OURS ?= sentry,placement,scheduler,operator,injector
 BINARIES := sentry placement scheduler operator injector
 
-.PHONY: help build run test test-store verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry
+.PHONY: help build run test test-store verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry bench-store
 
 help:
 	@echo "build        release binaries of the five services (target/release)"
@@ -20,6 +20,7 @@ help:
 	@echo "proto-check  compare our .proto descriptors with upstream v1.18.3's"
 	@echo "bench-placement  dissemination round times (N=100,1000,5000 streams) and RSS, ours vs upstream (not a test)"
 	@echo "bench-sentry SignCertificate throughput/latency and RSS, ours vs upstream's sentry (not a test)"
+	@echo "bench-store  etcd v3 puts/txns/ranges and RSS, our dapr-etcd vs real etcd v3.5.30, 1 and 3 nodes (not a test)"
 	@echo "conformance-prepare  fetch and build everything a conformance run needs"
 	@echo "conformance  upstream's integration suite against our binaries: FOCUS='<regex>' OURS=sentry,placement"
 
@@ -66,3 +67,6 @@ bench-placement:
 
 bench-sentry:
 	hack/bench/sentry.sh
+
+bench-store:
+	hack/bench/store.sh

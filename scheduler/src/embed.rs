@@ -143,7 +143,7 @@ pub async fn start(
         let served = tonic::transport::Server::builder()
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(client_listener),
+                dapr_etcd_store::server::incoming_nodelay(client_listener),
                 shutdown.cancelled_owned(),
             )
             .await;

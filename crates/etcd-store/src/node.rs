@@ -26,7 +26,7 @@ use crate::{
         LeaseTimeToLive, Store, StoreConfig,
     },
     raft::{
-        NodeId, Reply, TypeConfig,
+        NodeId, Outcome, Proposal, Reply, TypeConfig,
         machine::Machine,
         network::{
             FORWARD_TIMEOUT, ForwardError, Network, PeerHandler, PeerRequest, PeerResponse,
@@ -42,6 +42,17 @@ const LEASE_TICK: Duration = Duration::from_millis(500);
 const REVOKE_BATCH: usize = 500;
 /// How long a write waits for a leader to appear before failing with `no leader`.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// Client writes merged into one Raft entry at most.
+const MAX_BATCH: usize = 512;
+/// Raft entries of merged writes in flight at once (more writes queue meanwhile and form the
+/// next entry — that is where the batching comes from under load).
+const MAX_IN_FLIGHT: usize = 4;
+
+/// A client write waiting to be proposed.
+struct Queued {
+    cmd: Command,
+    reply: tokio::sync::oneshot::Sender<Result<Outcome, NodeError>>,
+}
 
 /// A member of the initial cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +134,7 @@ struct Inner {
     machine: Machine,
     peers: Peers,
     wal: Wal<TypeConfig>,
+    queue: tokio::sync::mpsc::UnboundedSender<Queued>,
 }
 
 /// A running member; cheap to clone.
@@ -210,6 +222,7 @@ impl Node {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
+        let (queue, queued) = tokio::sync::mpsc::unbounded_channel();
         let node = Self {
             inner: Arc::new(Inner {
                 id: me.id,
@@ -220,8 +233,10 @@ impl Node {
                 machine,
                 peers,
                 wal,
+                queue,
             }),
         };
+        tokio::spawn(node.clone().batch_loop(queued));
         node.serve_peers(&config, shutdown.clone()).await?;
 
         // Every member proposes the same initial membership; all but the first are refused
@@ -276,7 +291,7 @@ impl Node {
                     tonic::transport::Server::builder()
                         .add_routes(routes)
                         .serve_with_incoming_shutdown(
-                            tokio_stream::wrappers::TcpListenerStream::new(listener),
+                            crate::server::incoming_nodelay(listener),
                             shutdown.cancelled_owned(),
                         )
                         .await
@@ -346,13 +361,82 @@ impl Node {
                 member_id: self.inner.id,
                 alarm: AlarmType::Nospace,
             });
-            let _ = self.propose(alarm).await;
+            let _ = self.propose(Proposal::One(alarm)).await;
             return Err(StoreError::NoSpace.into());
         }
-        self.propose(cmd).await
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .queue
+            .send(Queued { cmd, reply })
+            .map_err(|_| NodeError::Stopped)?;
+        let outcome = rx.await.map_err(|_| NodeError::Stopped)??;
+        Ok(Reply {
+            result: Some(outcome.result),
+            revision: outcome.revision,
+            batch: Vec::new(),
+        })
     }
 
-    async fn propose(&self, cmd: Command) -> Result<Reply, NodeError> {
+    /// Merges queued writes into as few Raft entries as possible (group commit).
+    async fn batch_loop(self, mut queued: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let Some(first) = queued.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queued.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let node = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if batch.len() == 1 {
+                    let Some(Queued { cmd, reply }) = batch.pop() else {
+                        return;
+                    };
+                    let result = node.propose(Proposal::One(cmd)).await.and_then(|r| {
+                        r.result
+                            .map(|result| Outcome {
+                                result,
+                                revision: r.revision,
+                            })
+                            .ok_or_else(|| NodeError::Internal("empty reply".into()))
+                    });
+                    let _ = reply.send(result);
+                    return;
+                }
+                let (cmds, replies): (Vec<Command>, Vec<_>) =
+                    batch.into_iter().map(|q| (q.cmd, q.reply)).unzip();
+                match node.propose(Proposal::Batch(cmds)).await {
+                    Ok(reply) if reply.batch.len() == replies.len() => {
+                        for (outcome, tx) in reply.batch.into_iter().zip(replies) {
+                            let _ = tx.send(Ok(outcome));
+                        }
+                    }
+                    Ok(_) => {
+                        for tx in replies {
+                            let _ =
+                                tx.send(Err(NodeError::Internal("batch reply mismatch".into())));
+                        }
+                    }
+                    Err(error) => {
+                        for tx in replies {
+                            let _ = tx.send(Err(error.clone()));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    async fn propose(&self, cmd: Proposal) -> Result<Reply, NodeError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             let leader = match self.inner.raft.client_write(cmd.clone()).await {
@@ -543,7 +627,9 @@ impl Node {
                 let node = self.clone();
                 tokio::spawn(async move {
                     match node
-                        .propose(Command::LeaseRevoke(LeaseRevokeRequest { id }))
+                        .propose(Proposal::One(Command::LeaseRevoke(LeaseRevokeRequest {
+                            id,
+                        })))
                         .await
                     {
                         Ok(_) => tracing::debug!(lease = id, "revoked an expired lease"),

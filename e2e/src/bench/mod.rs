@@ -6,4 +6,5 @@
 pub mod placement;
 pub mod sentry;
 pub mod stats;
+pub mod store;
 pub mod tls;

@@ -224,7 +224,7 @@ async fn run(args: Args) -> Result<(), String> {
     let served = tonic::transport::Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            dapr_etcd_store::server::incoming_nodelay(listener),
             token.clone().cancelled_owned(),
         )
         .await;

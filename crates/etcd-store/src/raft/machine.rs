@@ -19,7 +19,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use super::{NodeId, Reply, TypeConfig};
+use super::{NodeId, Outcome, Proposal, Reply, TypeConfig};
 use crate::mvcc::{Event, Revision, Store, StoreConfig, StoreState};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
@@ -132,6 +132,21 @@ impl Machine {
         self.shared.applied.subscribe()
     }
 
+    /// Applies one command and publishes its events (the caller holds the write lock).
+    fn apply_one(&self, store: &mut Store, cmd: crate::mvcc::Command) -> Outcome {
+        let applied = store.apply(cmd);
+        if !applied.events.is_empty() {
+            let _ = self.shared.feed.send(Feed::Events {
+                revision: applied.revision,
+                events: Arc::new(applied.events),
+            });
+        }
+        Outcome {
+            result: applied.result,
+            revision: applied.revision,
+        }
+    }
+
     fn meta(&self) -> MutexGuard<'_, Meta> {
         self.shared
             .meta
@@ -226,16 +241,17 @@ impl RaftStateMachine<TypeConfig> for Machine {
             for entry in entries {
                 last = Some(entry.log_id.index);
                 meta.last_applied = Some(entry.log_id);
+                let mut batch = Vec::new();
                 let result = match entry.payload {
-                    EntryPayload::Normal(cmd) => {
-                        let applied = store.apply(cmd);
-                        if !applied.events.is_empty() {
-                            let _ = self.shared.feed.send(Feed::Events {
-                                revision: applied.revision,
-                                events: Arc::new(applied.events),
-                            });
-                        }
-                        Some(applied.result)
+                    EntryPayload::Normal(Proposal::One(cmd)) => {
+                        Some(self.apply_one(&mut store, cmd).result)
+                    }
+                    EntryPayload::Normal(Proposal::Batch(cmds)) => {
+                        batch = cmds
+                            .into_iter()
+                            .map(|cmd| self.apply_one(&mut store, cmd))
+                            .collect();
+                        None
                     }
                     EntryPayload::Membership(m) => {
                         meta.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -246,6 +262,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
                 replies.push(Reply {
                     result,
                     revision: store.revision(),
+                    batch,
                 });
             }
         }

@@ -30,8 +30,8 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use super::{NodeId, Reply, TypeConfig};
-use crate::mvcc::{Command, Error as StoreError, LeaseId, LeaseTimeToLive};
+use super::{NodeId, Proposal, Reply, TypeConfig};
+use crate::mvcc::{Error as StoreError, LeaseId, LeaseTimeToLive};
 
 const SERVICE: &str = "dapr.etcdstore.v1.Peer";
 const CALL_PATH: &str = "/dapr.etcdstore.v1.Peer/Call";
@@ -47,7 +47,7 @@ pub enum PeerRequest {
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A write proposed on a follower, for the leader to replicate.
-    Forward(Command),
+    Forward(Proposal),
     /// "Confirm you are still the leader and tell me your commit index."
     ReadIndex,
     KeepAlive(LeaseId),
