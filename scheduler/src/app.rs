@@ -226,6 +226,7 @@ impl Options {
                             space_quota: etcd_space_quota,
                             max_txn_ops: etcd_max_txn_ops,
                             snapshot_count: etcd_snapshot_count,
+                            auto_compaction,
                             peer_tls,
                         },
                         token.clone(),

@@ -8,6 +8,7 @@ use std::{
 
 use dapr_etcd_store::{
     StoreConfig,
+    compactor::AutoCompaction,
     node::{Node, NodeConfig, PeerTls},
     server::Services,
 };
@@ -30,6 +31,7 @@ pub struct EmbedSettings {
     pub space_quota: i64,
     pub max_txn_ops: u64,
     pub snapshot_count: u64,
+    pub auto_compaction: AutoCompaction,
     pub peer_tls: Option<PeerTls>,
 }
 
@@ -130,6 +132,7 @@ pub async fn start(
                 ..StoreConfig::default()
             },
             snapshot_count: settings.snapshot_count,
+            auto_compaction: settings.auto_compaction,
             peer_tls: settings.peer_tls,
         },
         shutdown.clone(),

@@ -7,6 +7,7 @@
 //! maps etcdserverpb messages onto its plain Rust types.
 
 mod clock;
+pub mod compactor;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

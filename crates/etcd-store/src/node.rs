@@ -21,9 +21,10 @@ use tonic::codegen::BoxFuture;
 
 use crate::{
     clock::now_ms,
+    compactor::{AutoCompaction, Samples, revision_target},
     mvcc::{
-        AlarmAction, AlarmRequest, AlarmType, Command, Error as StoreError, LeaseRevokeRequest,
-        LeaseTimeToLive, Store, StoreConfig,
+        AlarmAction, AlarmRequest, AlarmType, Command, CompactRequest, Error as StoreError,
+        LeaseRevokeRequest, LeaseTimeToLive, Store, StoreConfig,
     },
     raft::{
         NodeId, Outcome, Proposal, Reply, TypeConfig,
@@ -82,6 +83,8 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// Entries applied between snapshots (etcd `--snapshot-count`).
     pub snapshot_count: u64,
+    /// etcd's auto-compaction, run by the leader.
+    pub auto_compaction: AutoCompaction,
     pub peer_tls: Option<PeerTls>,
 }
 
@@ -256,7 +259,11 @@ impl Node {
                 shutdown.clone(),
             ));
         }
-        tokio::spawn(node.clone().lease_loop(shutdown));
+        tokio::spawn(node.clone().lease_loop(shutdown.clone()));
+        tokio::spawn(
+            node.clone()
+                .compaction_loop(config.auto_compaction, shutdown),
+        );
         tracing::info!(member = %me.name, id = me.id, members = members.len(), "store member started");
         Ok(node)
     }
@@ -603,6 +610,48 @@ impl Node {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = metrics.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// On the leader, compacts history as configured (etcd's auto-compaction).
+    async fn compaction_loop(self, mode: AutoCompaction, shutdown: CancellationToken) {
+        let Some(interval) = mode.interval() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut samples = Samples::default();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let (leading, revision, compacted) = {
+                let store = self.inner.machine.read();
+                (
+                    store.is_primary(),
+                    store.revision(),
+                    store.compact_revision(),
+                )
+            };
+            let target = match mode {
+                AutoCompaction::Off => None,
+                AutoCompaction::Revisions(keep) => revision_target(revision, keep),
+                AutoCompaction::Period(retention) => {
+                    samples.record(tokio::time::Instant::now(), revision, retention)
+                }
+            };
+            let Some(target) = target.filter(|t| leading && *t > compacted) else {
+                continue;
+            };
+            let cmd = Command::Compact(CompactRequest {
+                revision: target,
+                physical: true,
+            });
+            match self.propose(Proposal::One(cmd)).await {
+                Ok(_) => tracing::info!(revision = target, "auto-compacted the store"),
+                Err(error) => tracing::warn!(revision = target, %error, "auto-compaction failed"),
             }
         }
     }

@@ -9,6 +9,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
+use dapr_etcd_store::compactor::AutoCompaction;
 use dapr_etcd_store::{
     StoreConfig,
     mvcc::{DEFAULT_MAX_TXN_OPS, DEFAULT_MIN_LEASE_TTL},
@@ -53,6 +54,12 @@ struct Args {
     /// Applied entries between snapshots.
     #[arg(long, default_value_t = 100_000)]
     snapshot_count: u64,
+    /// `periodic` (retention = a duration like `10m`, or hours) or `revision` (a count).
+    #[arg(long, default_value = "periodic")]
+    auto_compaction_mode: String,
+    /// How much history to keep; `0` turns auto-compaction off (etcd's default).
+    #[arg(long, default_value = "0")]
+    auto_compaction_retention: String,
     /// Most operations in one txn branch.
     #[arg(long, default_value_t = DEFAULT_MAX_TXN_OPS)]
     max_txn_ops: usize,
@@ -162,6 +169,11 @@ impl Args {
                 data_dir: self.data_dir.clone(),
                 store,
                 snapshot_count: self.snapshot_count,
+                auto_compaction: AutoCompaction::from_flags(
+                    &self.auto_compaction_mode,
+                    &self.auto_compaction_retention,
+                    |s| humantime::parse_duration(s).ok(),
+                )?,
                 peer_tls: None,
             },
             client_listen,
