@@ -186,6 +186,12 @@ impl Options {
                 Ok(())
             });
         }
+        let auto_compaction = dapr_etcd_store::compactor::AutoCompaction::from_flags(
+            &etcd_compaction_mode,
+            &etcd_compaction_retention,
+            |s| s.parse::<dapr_flags::GoDuration>().ok().map(|d| d.get()),
+        )
+        .map_err(|e| anyhow::anyhow!("failed to create etcd config: {e}"))?;
         let embed_gate = embed
             .is_some()
             .then(|| rt.readiness().gate("scheduler-etcd-embed"));
