@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use dapr_etcd_store::prefix_end;
 use dapr_proto::{
     etcd::etcdserverpb::{
         Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
@@ -354,18 +355,6 @@ fn prefix_range(keys_only: bool) -> RangeRequest {
     }
 }
 
-/// etcd's prefix end: the prefix with its last byte incremented.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 /// A random id per incarnation (no RNG crate: hash the time and the process id).
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
@@ -427,11 +416,5 @@ mod tests {
                 hosts: vec!["a:1".into(), "b:1".into(), "c:1".into()],
             })
         );
-    }
-
-    #[test]
-    fn prefix_ends_increment_the_last_byte() {
-        assert_eq!(prefix_end(b"dapr/leadership"), b"dapr/leadershiq");
-        assert_eq!(prefix_end(&[0xff]), vec![0]);
     }
 }
