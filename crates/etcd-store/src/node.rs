@@ -33,7 +33,6 @@ use crate::{
             FORWARD_TIMEOUT, ForwardError, Network, PeerHandler, PeerRequest, PeerResponse,
             PeerService, Peers, split_url,
         },
-        split_vote,
     },
 };
 
@@ -254,7 +253,7 @@ impl Node {
         tokio::spawn(node.clone().leadership_loop(shutdown.clone()));
         if !single {
             let raft = node.inner.raft.clone();
-            tokio::spawn(split_vote::restand_after_split_votes(
+            tokio::spawn(dapr_raft_log::split_vote::restand_after_split_votes(
                 raft,
                 shutdown.clone(),
             ));
@@ -294,15 +293,7 @@ impl Node {
                 Some(tls) => {
                     dapr_security::net::serve_routes(routes, listener, tls.server, shutdown).await
                 }
-                None => {
-                    tonic::transport::Server::builder()
-                        .add_routes(routes)
-                        .serve_with_incoming_shutdown(
-                            crate::server::incoming_nodelay(listener),
-                            shutdown.cancelled_owned(),
-                        )
-                        .await
-                }
+                None => dapr_kit::grpc::serve_plaintext(listener, routes, shutdown).await,
             };
             if let Err(error) = served {
                 tracing::error!(%error, "store peer listener failed");
@@ -339,7 +330,8 @@ impl Node {
 
     /// `(leader id, raft term, last log index, last applied index)`.
     pub fn raft_status(&self) -> (Option<NodeId>, u64, u64, u64) {
-        let m = self.inner.raft.metrics().borrow().clone();
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
         (
             m.current_leader,
             m.current_term,

@@ -1,5 +1,6 @@
-//! A durable openraft log store: an append-only write-ahead log in segment files with group
-//! commit.
+//! openraft helpers shared by placement and the scheduler's store: a durable log store (an
+//! append-only write-ahead log in segment files with group commit), and [`split_vote`], which
+//! breaks the tied elections openraft 0.9 can repeat.
 //!
 //! - Every record is `[len u32][crc32 u32][kind u8][postcard payload]`; a torn or corrupt record
 //!   at the end of the last segment (a crash mid-write) is cut off on open, anywhere else it is
@@ -705,6 +706,8 @@ impl<C: RaftTypeConfig> Writer<C> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+pub mod split_vote;
 
 #[cfg(test)]
 mod tests;

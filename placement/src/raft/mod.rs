@@ -200,6 +200,14 @@ impl Election {
             transport::serve(listener, raft.clone(), tls, serving.clone())
                 .instrument(tracing::info_span!("placement.raft.transport")),
         );
+        if members.len() > 1 {
+            // openraft 0.9 can repeat a tied election round after round; stand again after a
+            // random delay instead (stops with the transport).
+            tokio::spawn(dapr_raft_log::split_vote::restand_after_split_votes(
+                raft.clone(),
+                serving.clone(),
+            ));
+        }
 
         // Biased: when peers stop together with us, our own shutdown wins over the lost quorum.
         let result = tokio::select! {

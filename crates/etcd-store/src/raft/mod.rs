@@ -3,7 +3,6 @@
 
 pub mod machine;
 pub mod network;
-pub(crate) mod split_vote;
 
 use std::io::Cursor;
 

@@ -14,17 +14,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use openraft::{Raft, ServerState};
+use openraft::{Raft, RaftTypeConfig, ServerState};
 use tokio_util::sync::CancellationToken;
 
-use super::TypeConfig;
-
 /// The re-election delay, in milliseconds: long enough for live peers to answer the first vote
-/// request (loopback or LAN), shorter than the minimum election timeout so it fires first.
+/// request (loopback or LAN), shorter than the minimum election timeout so it fires first
+/// (callers must configure `election_timeout_min` above `DELAY_MS.end`).
 const DELAY_MS: Range<u64> = 150..850;
 
 /// Runs until `shutdown`: stands again whenever a candidacy outlives a random delay.
-pub(crate) async fn restand_after_split_votes(raft: Raft<TypeConfig>, shutdown: CancellationToken) {
+pub async fn restand_after_split_votes<C: RaftTypeConfig>(
+    raft: Raft<C>,
+    shutdown: CancellationToken,
+) {
     let mut metrics = raft.metrics();
     loop {
         let candidacy = {
