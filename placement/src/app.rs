@@ -152,21 +152,12 @@ impl Options {
 
         let security_gate = rt.readiness().gate("security-provider");
         let token = rt.shutdown_token();
-        {
-            let security = security.clone();
-            rt.spawn_critical("placement.security", async move {
-                let ready = async {
-                    security.ready().await;
-                    security_gate.set_ready();
-                    std::future::pending::<()>().await;
-                };
-                tokio::select! {
-                    result = provider.run(token) => result?,
-                    () = ready => {}
-                }
-                Ok(())
-            });
-        }
+        rt.spawn_critical("placement.security", async move {
+            provider
+                .run_reporting_ready(token, move || security_gate.set_ready())
+                .await?;
+            Ok(())
+        });
 
         // Raft and gRPC start once the SVID is there (immediately without mTLS).
         let raft_gate = rt.readiness().gate("placement-raft-leadership");

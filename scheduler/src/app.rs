@@ -83,7 +83,6 @@ impl Options {
         };
         let workers = self.cron_workers()?;
         let identity_dir = self.identity_directory_write_or_default();
-        let etcd_initial_cluster = self.etcd_initial_cluster().to_vec();
         let Self {
             port,
             ref healthz,
@@ -171,21 +170,12 @@ impl Options {
         servers::start_common(&mut rt, healthz, metrics, &listen_address, registry).await?;
         let security_gate = rt.readiness().gate("security-provider");
         let token = rt.shutdown_token();
-        {
-            let security = security.clone();
-            rt.spawn_critical("scheduler.security", async move {
-                let ready = async {
-                    security.ready().await;
-                    security_gate.set_ready();
-                    std::future::pending::<()>().await;
-                };
-                tokio::select! {
-                    result = provider.run(token) => result?,
-                    () = ready => {}
-                }
-                Ok(())
-            });
-        }
+        rt.spawn_critical("scheduler.security", async move {
+            provider
+                .run_reporting_ready(token, move || security_gate.set_ready())
+                .await?;
+            Ok(())
+        });
         let auto_compaction = dapr_etcd_store::compactor::AutoCompaction::from_flags(
             &etcd_compaction_mode,
             &etcd_compaction_retention,
@@ -225,7 +215,7 @@ impl Options {
                         &config,
                         crate::embed::EmbedSettings {
                             id: id.clone(),
-                            initial_cluster: self_initial_cluster(&etcd_initial_cluster),
+                            initial_cluster: config.members.clone(),
                             mode,
                             namespace: namespace.clone(),
                             data_dir: etcd_data_dir.clone().into(),
@@ -295,15 +285,6 @@ impl Options {
 
 /// The SPIFFE path id of every scheduler replica.
 const SCHEDULER_ID: &str = "dapr-scheduler";
-
-/// `--etcd-initial-cluster` entries as `(id, URL)` pairs (validated by `embed_config` already).
-fn self_initial_cluster(entries: &[String]) -> Vec<(String, String)> {
-    entries
-        .iter()
-        .filter_map(|e| e.split_once('='))
-        .map(|(id, url)| (id.to_owned(), url.to_owned()))
-        .collect()
-}
 
 /// What WatchHosts returns for this replica (spec §3): the override, else the listen address
 /// when it is a loopback one, else this host's IP.

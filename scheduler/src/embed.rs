@@ -143,13 +143,7 @@ pub async fn start(
         .with_shutdown(shutdown.clone())
         .into_routes();
     tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                dapr_etcd_store::server::incoming_nodelay(client_listener),
-                shutdown.cancelled_owned(),
-            )
-            .await;
+        let served = dapr_kit::grpc::serve_plaintext(client_listener, routes, shutdown).await;
         if let Err(error) = served {
             tracing::error!(%error, "etcd client listener failed");
         }

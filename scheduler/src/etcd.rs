@@ -42,6 +42,8 @@ pub struct EmbedConfig {
     /// The client (etcd v3 API) listener: `http://<client-listen-address>:<client-port>`.
     pub client: ListenAddress,
     pub backend_batch_interval: Duration,
+    /// Every member as `(id, peer URL)`, as given in the initial cluster.
+    pub members: Vec<(String, String)>,
 }
 
 /// Why the embedded member cannot be configured (fatal, exit 1).
@@ -72,11 +74,15 @@ pub enum EtcdConfigError {
 /// Builds the embedded member's listener configuration, checking in upstream's order.
 pub fn embed_config(flags: &EmbedFlags<'_>) -> Result<EmbedConfig, EtcdConfigError> {
     let urls = peer_urls(flags.initial_cluster)?;
+    let members = urls
+        .iter()
+        .map(|(id, address, _)| (id.clone(), address.clone()))
+        .collect();
     let own = urls
         .into_iter()
         .rev() // a later duplicate id wins, as in upstream's map
-        .find(|(id, _)| id == flags.id)
-        .map(|(_, url)| url)
+        .find(|(id, _, _)| id == flags.id)
+        .map(|(_, _, url)| url)
         .ok_or_else(|| EtcdConfigError::IdNotFound(flags.id.to_owned()))?;
     let peer_host = match flags.mode {
         Mode::Kubernetes => "0.0.0.0".to_owned(),
@@ -106,11 +112,15 @@ pub fn embed_config(flags: &EmbedFlags<'_>) -> Result<EmbedConfig, EtcdConfigErr
             port: client_port,
         },
         backend_batch_interval,
+        members,
     })
 }
 
-/// Upstream's `peerURLs`: `id=URL` entries, split on the first `=`.
-fn peer_urls(initial_cluster: &[String]) -> Result<Vec<(String, go_url::Url)>, EtcdConfigError> {
+/// Upstream's `peerURLs`: `id=URL` entries, split on the first `=`, as
+/// `(id, address as given, parsed URL)`.
+fn peer_urls(
+    initial_cluster: &[String],
+) -> Result<Vec<(String, String, go_url::Url)>, EtcdConfigError> {
     initial_cluster
         .iter()
         .map(|entry| {
@@ -119,7 +129,7 @@ fn peer_urls(initial_cluster: &[String]) -> Result<Vec<(String, go_url::Url)>, E
                 .ok_or_else(|| EtcdConfigError::InitialClusterEntry(go_list(initial_cluster)))?;
             let url = go_url::parse(address)
                 .map_err(|_| EtcdConfigError::InitialClusterUrl(go_list(initial_cluster)))?;
-            Ok((id.to_owned(), url))
+            Ok((id.to_owned(), address.to_owned(), url))
         })
         .collect()
 }
@@ -169,6 +179,10 @@ mod tests {
                     port: 2379
                 },
                 backend_batch_interval: Duration::from_millis(100),
+                members: vec![(
+                    "dapr-scheduler-server-0".into(),
+                    "http://localhost:2380".into()
+                )],
             }
         );
     }

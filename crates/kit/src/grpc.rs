@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
@@ -46,12 +45,7 @@ pub async fn serve_plaintext_with(
     server_builder(keepalive)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            // Small gRPC frames must not wait for delayed ACKs (Go sets TCP_NODELAY by default).
-            TcpListenerStream::new(listener).map(|conn| {
-                conn.inspect(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                })
-            }),
+            crate::net::incoming_nodelay(listener),
             shutdown.cancelled_owned(),
         )
         .await

@@ -29,6 +29,20 @@ pub async fn bind_tcp(host: &str, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(target).await
 }
 
+/// Accepted connections with TCP_NODELAY set, for tonic's `serve_with_incoming*`: small gRPC
+/// frames must not wait for delayed ACKs (Go sets this by default; tonic's own nodelay setting
+/// applies only to listeners tonic binds itself).
+pub fn incoming_nodelay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    })
+}
+
 /// The first IPv4 address, else the first address (Go's `first(isIPv4)`, then any).
 pub fn prefer_ipv4(addresses: &[SocketAddr]) -> Option<SocketAddr> {
     addresses

@@ -36,13 +36,9 @@ pub fn new_key_and_csr(kind: KeyKind) -> Result<(PrivateKey, Vec<u8>), CsrError>
             KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| CsrError::Key(e.to_string()))?
         }
         KeyKind::Rsa2048 => {
-            let key = rsa::RsaPrivateKey::new(&mut OsRandom, RSA_BITS)
-                .map_err(|e| CsrError::Key(e.to_string()))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| CsrError::Key(e.to_string()))?;
+            let der = generate_rsa2048_pkcs8().map_err(CsrError::Key)?;
             KeyPair::from_pkcs8_der_and_sign_algo(
-                &PrivatePkcs8KeyDer::from(der.as_bytes()),
+                &PrivatePkcs8KeyDer::from(der.as_slice()),
                 &rcgen::PKCS_RSA_SHA256,
             )
             .map_err(|e| CsrError::Key(e.to_string()))?
@@ -57,6 +53,14 @@ pub fn new_key_and_csr(kind: KeyKind) -> Result<(PrivateKey, Vec<u8>), CsrError>
     let key =
         PrivateKey::from_pkcs8(pair.serialize_der()).map_err(|e| CsrError::Key(e.to_string()))?;
     Ok((key, csr.into_bytes()))
+}
+
+/// A new RSA-2048 private key as PKCS#8 DER (RustCrypto `rsa`: `ring` signs with RSA keys but
+/// cannot make them). Used for operator/injector SVID keys and sentry's generated JWT key.
+pub fn generate_rsa2048_pkcs8() -> Result<Vec<u8>, String> {
+    let key = rsa::RsaPrivateKey::new(&mut OsRandom, RSA_BITS).map_err(|e| e.to_string())?;
+    let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    Ok(der.as_bytes().to_vec())
 }
 
 /// The OS RNG through `ring` for the `rsa` crate, so no second RNG crate is needed.

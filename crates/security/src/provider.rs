@@ -191,6 +191,26 @@ impl Provider {
         Ok((Self { shared, plan }, security))
     }
 
+    /// [`Provider::run`], calling `on_ready` once the first SVID is in place (at once when no
+    /// identity is needed) — how services flip their `security-provider` health target.
+    pub async fn run_reporting_ready(
+        self,
+        cancel: CancellationToken,
+        on_ready: impl FnOnce() + Send,
+    ) -> Result<(), ProviderError> {
+        let mut ready = self.shared.ready.subscribe();
+        let report = async move {
+            if ready.wait_for(|r| *r).await.is_ok() {
+                on_ready();
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            result = self.run(cancel) => result,
+            () = report => Ok(()),
+        }
+    }
+
     /// Loads and watches the anchors, fetches the first SVID and keeps renewing it until
     /// `cancel` fires. Errors: the initial fetch failed, or the anchors could not be (re)loaded.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), ProviderError> {

@@ -1,14 +1,13 @@
 //! JWT material (spec §5.1, §5.2, §5.4, §5.5, §9): the signing key and its JWKS, loaded from the
 //! credentials directory (even when JWT issuing is off), or generated as RSA-2048.
 
-mod generate;
 mod jwks;
 mod key;
 mod token;
 
 use std::path::{Path, PathBuf};
 
-pub use generate::generate_rsa_pkcs8;
+pub use dapr_security::csr::generate_rsa2048_pkcs8 as generate_rsa_pkcs8;
 pub use jwks::{Jwks, JwksError, public_members, thumbprint_kid};
 pub use key::{AlgorithmError, KeyError, PublicKey, SigningKey};
 pub use token::{JwtIssuer, TokenError};

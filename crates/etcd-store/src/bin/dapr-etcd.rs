@@ -233,13 +233,7 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::info!("shutting down");
         signalled.cancel();
     });
-    let served = tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            dapr_etcd_store::server::incoming_nodelay(listener),
-            token.clone().cancelled_owned(),
-        )
-        .await;
+    let served = dapr_kit::grpc::serve_plaintext(listener, routes, token.clone()).await;
     token.cancel();
     node.stop().await;
     served.map_err(|e| format!("client server failed: {e}"))?;

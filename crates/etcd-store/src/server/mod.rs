@@ -158,17 +158,3 @@ impl Services {
         )
     }
 }
-
-/// Accepted connections with TCP_NODELAY set, for `serve_with_incoming*`. tonic's own nodelay
-/// setting only applies to listeners it binds itself; without it small gRPC frames wait for
-/// delayed ACKs (~40 ms stalls on reads and commit round trips).
-pub fn incoming_nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt as _;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        })
-    })
-}
