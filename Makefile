@@ -7,7 +7,7 @@ FOCUS ?= .*
 OURS ?= sentry,placement,scheduler,operator,injector
 BINARIES := sentry placement scheduler operator injector
 
-.PHONY: help build run test test-store verify fix gen proto-check conformance conformance-prepare bench-placement bench-sentry bench-store
+.PHONY: help build run test test-store verify fix gen proto-check conformance conformance-prepare bench-placement bench-scheduler bench-sentry bench-store
 
 help:
 	@echo "build        release binaries of the five services (target/release)"
@@ -19,6 +19,7 @@ help:
 	@echo "gen          regenerate committed generated code (protos)"
 	@echo "proto-check  compare our .proto descriptors with upstream v1.18.3's"
 	@echo "bench-placement  dissemination round times (N=100,1000,5000 streams) and RSS, ours vs upstream (not a test)"
+	@echo "bench-scheduler  ScheduleJob req/s, one-shot and reminder trigger timing, RSS, ours vs upstream's scheduler (not a test)"
 	@echo "bench-sentry SignCertificate throughput/latency and RSS, ours vs upstream's sentry (not a test)"
 	@echo "bench-store  etcd v3 puts/txns/ranges and RSS, our dapr-etcd vs real etcd v3.5.30, 1 and 3 nodes (not a test)"
 	@echo "conformance-prepare  fetch and build everything a conformance run needs"
@@ -64,6 +65,9 @@ test-store:
 
 bench-placement:
 	hack/bench/placement.sh
+
+bench-scheduler:
+	hack/bench/scheduler.sh
 
 bench-sentry:
 	hack/bench/sentry.sh

@@ -10,7 +10,12 @@ use prometheus_client::registry::Registry;
 use dapr_etcd_store::node::PeerTls;
 use dapr_security::{AnchorsSource, KeyKind, Provider, ProviderOptions};
 
+use dapr_proto::scheduler::v1::scheduler_server::SchedulerServer;
+
 use crate::{
+    api::SchedulerService,
+    engine::store::Etcd,
+    metrics::Metrics,
     Mode, Options, Validated,
     etcd::{self},
     leadership::Leadership,
@@ -111,8 +116,8 @@ impl Options {
             etcd_initial_election_tick_advance,
             etcd_metrics,
             etcd_client_endpoints,
-            etcd_client_username: _,
-            etcd_client_password: _,
+            etcd_client_username,
+            etcd_client_password,
             identity_directory_write: _,
             workers: _,
             log: _,
@@ -140,11 +145,6 @@ impl Options {
             %etcd_metrics,
             "etcd tuning flags accepted (the embedded store uses the quota, snapshot count and max txn ops)"
         );
-        tracing::warn!(
-            "the scheduler is partly built: the embedded store, mTLS identity and replica leadership run, \
-             but the cron engine and the Scheduler API are not implemented yet (every Scheduler RPC answers \
-             Unimplemented)"
-        );
 
         let namespace = std::env::var("NAMESPACE").unwrap_or_else(|_| "default".to_owned());
         let mtls = tls_enabled || mode == Mode::Kubernetes;
@@ -165,7 +165,23 @@ impl Options {
         })?;
 
         let mut rt = Runtime::new();
-        let registry = Registry::with_prefix("dapr_scheduler");
+        let mut registry = Registry::default();
+        let metrics_handles = Metrics::register(registry.sub_registry_with_prefix("dapr_scheduler"));
+        // The embedded store's health, under etcd's own metric names (upstream re-exports them).
+        let etcd_has_leader = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        let etcd_db_size = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        if self.etcd_embed {
+            registry.register(
+                "etcd_server_has_leader",
+                "Whether or not a leader exists. 1 is existence, 0 is not.",
+                etcd_has_leader.clone(),
+            );
+            registry.register(
+                "etcd_mvcc_db_total_size_in_bytes",
+                "Total size of the underlying database physically allocated in bytes.",
+                etcd_db_size.clone(),
+            );
+        }
         // Quirk kept from upstream: metrics bind --listen-address, not --metrics-listen-address.
         servers::start_common(&mut rt, healthz, metrics, &listen_address, registry).await?;
         let security_gate = rt.readiness().gate("security-provider");
@@ -211,7 +227,7 @@ impl Options {
                     } else {
                         None
                     };
-                    crate::embed::start(
+                    let node = crate::embed::start(
                         &config,
                         crate::embed::EmbedSettings {
                             id: id.clone(),
@@ -228,6 +244,21 @@ impl Options {
                         token.clone(),
                     )
                     .await?;
+                    {
+                        let (node, token) = (node.clone(), token.clone());
+                        tokio::spawn(async move {
+                            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                            loop {
+                                tokio::select! {
+                                    () = token.cancelled() => return,
+                                    _ = tick.tick() => {}
+                                }
+                                etcd_has_leader.set(i64::from(node.raft_status().0.is_some()));
+                                let size = node.machine().read().status().db_size;
+                                etcd_db_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+                            }
+                        });
+                    }
                     // Upstream marks this target ready once the member started, before raft has
                     // a leader.
                     gate.set_ready();
@@ -253,7 +284,12 @@ impl Options {
                 tonic::transport::Endpoint::from_shared(format!("http://{etcd_address}"))?
                     .tcp_nodelay(true)
                     .connect_lazy();
-            let (partition, _) = tokio::sync::watch::channel(None);
+            let credentials = (!etcd_client_username.is_empty())
+                .then_some((etcd_client_username.as_str(), etcd_client_password.as_str()));
+            let etcd = Etcd::connect(channel.clone(), credentials)
+                .await
+                .context("failed to authenticate with etcd")?;
+            let (partition, partition_rx) = tokio::sync::watch::channel(None);
             let leadership = Leadership {
                 id: id.clone(),
                 address: broadcast_address(
@@ -264,16 +300,55 @@ impl Options {
                 channel,
                 partition,
             };
+            tracing::info!(
+                "Starting queue with workers id={id} count={}",
+                workers.get()
+            );
+            eprintln!(
+                "{{\"level\":\"info\",\"ts\":{:.3},\"logger\":\"diagrid-cron.engine\",\"msg\":\"Starting queue with workers\",\"id\":{},\"count\":{}}}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                serde_json_string(&id),
+                workers.get()
+            );
+            let engine = crate::engine::core::spawn(
+                etcd.clone(),
+                partition_rx.clone(),
+                metrics_handles.clone(),
+                token.clone(),
+            );
+            let service = SchedulerService::new(
+                etcd,
+                engine,
+                metrics_handles,
+                partition_rx,
+                mtls,
+                token.clone(),
+            );
+            let routes = tonic::service::Routes::new(
+                SchedulerServer::new(service)
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX),
+            );
 
             let grpc = servers::bind("gRPC", &listen_address, port).await?;
             tracing::info!("Dapr Scheduler listening on: {listen_address}:{port}");
             tracing::info!("Running gRPC server on port {}", grpc.local_addr()?.port());
             server_gate.set_ready();
-            let serve = dapr_kit::grpc::serve_plaintext(
-                grpc,
-                tonic::service::Routes::default(),
-                token.clone(),
-            );
+            let serve = async {
+                if mtls {
+                    dapr_security::net::serve_routes(
+                        routes,
+                        grpc,
+                        security.server_config_mtls(),
+                        token.clone(),
+                    )
+                    .await
+                } else {
+                    dapr_kit::grpc::serve_plaintext(grpc, routes, token.clone()).await
+                }
+            };
             let (served, ()) = tokio::join!(serve, leadership.run(token.clone()));
             served?;
             tracing::info!("Scheduler GRPC server stopped");
@@ -313,4 +388,20 @@ fn broadcast_address(override_: Option<&str>, listen_address: &str, port: u16) -
     } else {
         format!("{ip}:{port}")
     }
+}
+
+/// A string as a JSON string literal (for the zap-style engine line).
+fn serde_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

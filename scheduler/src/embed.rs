@@ -138,7 +138,9 @@ pub async fn start(
         shutdown.clone(),
     )
     .await?;
+    // Upstream raises etcd's request limit to 2^31-1 (2 MB job payloads in one put).
     let routes = Services::new(node.clone())
+        .with_max_request_bytes(i32::MAX as usize)
         .with_client_urls(vec![format!("http://{client_address}")])
         .with_shutdown(shutdown.clone())
         .into_routes();

@@ -5,12 +5,16 @@
 //! model are in place; the cron engine and the Scheduler API are not implemented yet (every RPC
 //! answers `Unimplemented`).
 
+mod api;
 mod app;
 pub mod embed;
+pub mod engine;
 pub mod etcd;
+pub mod gates;
 mod go_url;
 pub mod job;
 pub mod leadership;
+pub mod metrics;
 mod options;
 pub mod quantity;
 

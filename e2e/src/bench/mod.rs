@@ -4,6 +4,7 @@
 //! per concurrency level and prints one JSON document the bench script compares across servers.
 
 pub mod placement;
+pub mod scheduler;
 pub mod sentry;
 pub mod stats;
 pub mod store;

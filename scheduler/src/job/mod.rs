@@ -10,6 +10,7 @@
 //! Behaviour follows go-etcd-cron v0.12.7 and dapr/kit v0.18.3, error texts included; the
 //! few Go standard-library routines those depend on are ported in `go` and `gotime`.
 
+mod codec;
 mod counter;
 pub mod cron;
 mod go;
@@ -20,6 +21,7 @@ mod name;
 mod parse;
 mod schedule;
 
+pub use codec::{DecodeError, datetime, job_from_wire, policy_from_wire, policy_to_wire, timestamp};
 pub use counter::{JobCounter, Loaded, Outcome};
 pub use cron::{CronError, CronSchedule, Location, SpecSchedule};
 pub use go::{DurationError, parse_duration};

@@ -1,0 +1,313 @@
+//! The scheduler's etcd calls (spec §6.3, §7.4, §8, §11), made through the etcd v3 gRPC API so
+//! the embedded store and an external etcd are driven by the same code.
+
+use std::time::Duration;
+
+use dapr_etcd_store::prefix_end;
+use dapr_proto::etcd::{
+    etcdserverpb::{
+        AuthenticateRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse,
+        RequestOp, TxnRequest, TxnResponse,
+        auth_client::AuthClient,
+        compare::{CompareResult, CompareTarget, TargetUnion},
+        kv_client::KvClient,
+        range_request::{SortOrder, SortTarget},
+        request_op,
+        watch_client::WatchClient,
+    },
+    mvccpb::KeyValue,
+};
+use tonic::{
+    Status,
+    metadata::AsciiMetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+use crate::job::{COUNTERS_PREFIX, JOBS_PREFIX};
+
+/// Keys read per page when loading or listing.
+const PAGE: i64 = 1024;
+
+/// Adds the etcd auth token (external etcd with a user) to every call.
+#[derive(Clone, Default)]
+pub struct Token(Option<AsciiMetadataValue>);
+
+impl Interceptor for Token {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Svc = InterceptedService<Channel, Token>;
+
+/// A handle on the store (cheap to clone).
+#[derive(Clone)]
+pub struct Etcd {
+    kv: KvClient<Svc>,
+    watch: WatchClient<Svc>,
+    channel: Channel,
+    token: Token,
+}
+
+impl Etcd {
+    /// A handle over `channel`; with credentials, authenticates first (etcd's simple token).
+    pub async fn connect(
+        channel: Channel,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Etcd, Status> {
+        let token = match credentials {
+            Some((name, password)) => {
+                let response = AuthClient::new(channel.clone())
+                    .authenticate(AuthenticateRequest {
+                        name: name.to_owned(),
+                        password: password.to_owned(),
+                    })
+                    .await?
+                    .into_inner();
+                let value = AsciiMetadataValue::try_from(response.token)
+                    .map_err(|_| Status::internal("etcd returned an invalid auth token"))?;
+                Token(Some(value))
+            }
+            None => Token(None),
+        };
+        Ok(Etcd::with_token(channel, token))
+    }
+
+    fn with_token(channel: Channel, token: Token) -> Etcd {
+        Etcd {
+            kv: KvClient::with_interceptor(channel.clone(), token.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+            watch: WatchClient::with_interceptor(channel.clone(), token.clone())
+                .max_decoding_message_size(usize::MAX),
+            channel,
+            token,
+        }
+    }
+
+    /// The raw channel (for the leadership loop's own clients).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn watch_client(&self) -> WatchClient<Svc> {
+        self.watch.clone()
+    }
+
+    pub fn kv(&self) -> KvClient<Svc> {
+        self.kv.clone()
+    }
+
+    /// The etcd auth interceptor (for other clients on the same channel).
+    pub fn token(&self) -> Token {
+        self.token.clone()
+    }
+
+    /// Every key under `prefix` (no trailing slash needed), key order, at one revision: at
+    /// `revision` if non-zero, else at the first page's. Returns the revision read at.
+    pub async fn range_all(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> Result<(Vec<KeyValue>, i64), Status> {
+        let end = prefix_end(prefix.as_bytes());
+        let mut key = prefix.as_bytes().to_vec();
+        let mut revision = revision;
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .range_page(key.clone(), end.clone(), revision, PAGE)
+                .await?;
+            if revision == 0 {
+                revision = page.header.as_ref().map_or(0, |h| h.revision);
+            }
+            let more = page.more;
+            let Some(last) = page.kvs.last() else { break };
+            key = last.key.clone();
+            key.push(0);
+            out.extend(page.kvs);
+            if !more {
+                break;
+            }
+        }
+        Ok((out, revision))
+    }
+
+    async fn range_page(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        revision: i64,
+        limit: i64,
+    ) -> Result<RangeResponse, Status> {
+        Ok(self
+            .kv
+            .clone()
+            .range(RangeRequest {
+                key,
+                range_end,
+                limit,
+                revision,
+                sort_order: SortOrder::Ascend as i32,
+                sort_target: SortTarget::Key as i32,
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// The value of one key.
+    pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, Status> {
+        let response = self
+            .kv
+            .clone()
+            .range(RangeRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok(response.kvs.into_iter().next())
+    }
+
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), Status> {
+        self.kv
+            .clone()
+            .put(PutRequest {
+                key: key.as_bytes().to_vec(),
+                value,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates `key` unless it exists; `false` when it did.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, Status> {
+        let response = self
+            .txn(
+                vec![compare_create_revision(key, 0)],
+                vec![put_op(key, value)],
+                Vec::new(),
+            )
+            .await?;
+        Ok(response.succeeded)
+    }
+
+    pub async fn txn(
+        &self,
+        compare: Vec<Compare>,
+        success: Vec<RequestOp>,
+        failure: Vec<RequestOp>,
+    ) -> Result<TxnResponse, Status> {
+        Ok(self
+            .kv
+            .clone()
+            .txn(TxnRequest {
+                compare,
+                success,
+                failure,
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Deletes a job and its counter in one txn (DeleteJob).
+    pub async fn delete_job(&self, composed: &str) -> Result<(), Status> {
+        self.txn(
+            Vec::new(),
+            vec![
+                delete_op(&format!("{JOBS_PREFIX}{composed}"), false),
+                delete_op(&format!("{COUNTERS_PREFIX}{composed}"), false),
+            ],
+            Vec::new(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes every job and counter whose composed name starts with one of `prefixes`, in
+    /// one txn.
+    pub async fn delete_prefixes(&self, prefixes: &[&str]) -> Result<(), Status> {
+        let mut ops = Vec::new();
+        for p in prefixes {
+            ops.push(delete_op(&format!("{JOBS_PREFIX}{p}"), true));
+            ops.push(delete_op(&format!("{COUNTERS_PREFIX}{p}"), true));
+        }
+        self.txn(Vec::new(), ops, Vec::new()).await?;
+        Ok(())
+    }
+}
+
+pub fn compare_create_revision(key: &str, revision: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Create as i32,
+        key: key.as_bytes().to_vec(),
+        range_end: Vec::new(),
+        target_union: Some(TargetUnion::CreateRevision(revision)),
+    }
+}
+
+pub fn compare_mod_revision(key: &str, revision: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Mod as i32,
+        key: key.as_bytes().to_vec(),
+        range_end: Vec::new(),
+        target_union: Some(TargetUnion::ModRevision(revision)),
+    }
+}
+
+pub fn put_op(key: &str, value: Vec<u8>) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value,
+            ..Default::default()
+        })),
+    }
+}
+
+pub fn delete_op(key: &str, prefix: bool) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+            key: key.as_bytes().to_vec(),
+            range_end: if prefix {
+                prefix_end(key.as_bytes())
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        })),
+    }
+}
+
+/// Whether an etcd error is worth retrying (spec §8: timeouts, leader changes, too many
+/// requests, not enough members, canceled connections).
+pub fn is_transient(status: &Status) -> bool {
+    let message = status.message();
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+    ) || message.contains("timed out")
+        || message.contains("leader changed")
+        || message.contains("too many requests")
+        || message.contains("not enough started members")
+        || message.contains("no leader")
+}
+
+/// 1 s doubling up to 30 s, plus up to 1 s of jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30));
+    let jitter = Duration::from_millis(u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_millis()),
+    ));
+    base + jitter
+}
