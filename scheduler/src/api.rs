@@ -13,12 +13,11 @@ use std::{
 use chrono::Utc;
 use dapr_proto::scheduler::v1::{
     DeleteByMetadataRequest, DeleteByMetadataResponse, DeleteByNamePrefixRequest,
-    DeleteByNamePrefixResponse, DeleteJobRequest, DeleteJobResponse, GetJobRequest,
-    GetJobResponse, Host, JobMetadata, JobTargetType, ListJobsRequest, ListJobsResponse, NamedJob,
+    DeleteByNamePrefixResponse, DeleteJobRequest, DeleteJobResponse, GetJobRequest, GetJobResponse,
+    Host, JobMetadata, JobTargetType, ListJobsRequest, ListJobsResponse, NamedJob,
     ScheduleJobRequest, ScheduleJobResponse, WatchHostsRequest, WatchHostsResponse,
     WatchJobsRequest, WatchJobsRequestInitial, WatchJobsResponse, concurrency_limit,
-    job_target_metadata,
-    scheduler_server::Scheduler, watch_jobs_request,
+    job_target_metadata, scheduler_server::Scheduler, watch_jobs_request,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,11 +31,11 @@ use crate::{
         router::StreamInfo,
         store::Etcd,
     },
+    gates::Limit,
     job::{
         self, StoredJob, Target, TriggerResult, job_from_wire, job_key, parse_job,
         validate_job_name, validate_prefix,
     },
-    gates::Limit,
     leadership::Partition,
     metrics::{Metrics, SidecarError},
 };
@@ -114,13 +113,13 @@ impl Inner {
         }
         let Some((ns, app)) = caller(request) else {
             self.metrics.sidecar_error(SidecarError::AuthFailed);
-            return Err(Status::unauthenticated("failed to get identity from context"));
+            return Err(Status::unauthenticated(
+                "failed to get identity from context",
+            ));
         };
         if ns != namespace || app != app_id {
             self.metrics.sidecar_error(SidecarError::AuthFailed);
-            return Err(Status::permission_denied(
-                "identity does not match request",
-            ));
+            return Err(Status::permission_denied("identity does not match request"));
         }
         Ok(())
     }
@@ -276,11 +275,7 @@ impl Scheduler for SchedulerService {
         let metadata = metadata.unwrap_or_default();
         let composed = target(&metadata)?.compose(&name);
         validate_job_name(&composed).map_err(|e| Status::unknown(e.to_string()))?;
-        inner
-            .etcd
-            .delete_job(&composed)
-            .await
-            .map_err(etcd_error)?;
+        inner.etcd.delete_job(&composed).await.map_err(etcd_error)?;
         inner.metrics.deleted(kind_of(&metadata));
         Ok(Response::new(DeleteJobResponse {}))
     }
@@ -332,10 +327,10 @@ impl Scheduler for SchedulerService {
             .concurrency_limits
             .iter()
             .map(|l| Limit {
-                actor_type: match &l.target {
-                    Some(concurrency_limit::Target::Actor(a)) => Some(a.r#type.clone()),
-                    None => None,
-                },
+                actor_type: l
+                    .target
+                    .as_ref()
+                    .map(|concurrency_limit::Target::Actor(a)| a.r#type.clone()),
                 name: l.name.clone(),
                 max_concurrent: l.max_concurrent,
             })
@@ -367,7 +362,9 @@ impl Scheduler for SchedulerService {
         let mut jobs = Vec::with_capacity(kvs.len());
         for kv in kvs {
             let composed = String::from_utf8_lossy(&kv.key);
-            let composed = job::name_from_job_key(&composed).unwrap_or_default().to_owned();
+            let composed = job::name_from_job_key(&composed)
+                .unwrap_or_default()
+                .to_owned();
             let job = StoredJob::decode(&kv.value).map_err(|e| Status::unknown(e.to_string()))?;
             let delivery = Delivery::of(&composed, &job);
             let Some(name) = delivery.name.clone() else {
@@ -400,7 +397,10 @@ impl Scheduler for SchedulerService {
             let mut partition = inner.partition.clone();
             let mut last: Option<Vec<String>> = None;
             loop {
-                let hosts = partition.borrow_and_update().as_ref().map(|p| p.hosts.clone());
+                let hosts = partition
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(|p| p.hosts.clone());
                 if let Some(hosts) = hosts
                     && last.as_ref() != Some(&hosts)
                 {
@@ -496,7 +496,9 @@ fn authorize_stream(
     match identity {
         None => {
             inner.metrics.sidecar_error(SidecarError::AuthFailed);
-            Err(Status::unauthenticated("failed to get identity from context"))
+            Err(Status::unauthenticated(
+                "failed to get identity from context",
+            ))
         }
         Some((ns, app)) if ns != initial.namespace || app != initial.app_id => {
             inner.metrics.sidecar_error(SidecarError::AuthFailed);

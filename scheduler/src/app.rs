@@ -13,12 +13,12 @@ use dapr_security::{AnchorsSource, KeyKind, Provider, ProviderOptions};
 use dapr_proto::scheduler::v1::scheduler_server::SchedulerServer;
 
 use crate::{
+    Mode, Options, Validated,
     api::SchedulerService,
     engine::store::Etcd,
-    metrics::Metrics,
-    Mode, Options, Validated,
     etcd::{self},
     leadership::Leadership,
+    metrics::Metrics,
 };
 
 /// Scope of the scheduler's own log lines.
@@ -96,7 +96,7 @@ impl Options {
             tls_enabled,
             ref trust,
             mode: _,
-            kubeconfig: _,
+            ref kubeconfig,
             id,
             etcd_embed: _,
             etcd_initial_cluster: _,
@@ -165,8 +165,24 @@ impl Options {
         })?;
 
         let mut rt = Runtime::new();
+        // Kubernetes mode purges a deleted namespace's jobs (spec §12). A kubeconfig given by
+        // flag wins over the in-cluster config, as upstream.
+        let mut namespace_controller = match mode {
+            Mode::Kubernetes => {
+                let client = match kubeconfig.kubeconfig.as_deref() {
+                    Some(path) => {
+                        dapr_kube_lite::KubeClient::from_kubeconfig(std::path::Path::new(path))
+                    }
+                    None => dapr_kube_lite::KubeClient::from_env(None),
+                }
+                .context("unable to create the namespace controller")?;
+                Some((client, rt.readiness().gate("scheduler-controller")))
+            }
+            Mode::Standalone => None,
+        };
         let mut registry = Registry::default();
-        let metrics_handles = Metrics::register(registry.sub_registry_with_prefix("dapr_scheduler"));
+        let metrics_handles =
+            Metrics::register(registry.sub_registry_with_prefix("dapr_scheduler"));
         // The embedded store's health, under etcd's own metric names (upstream re-exports them).
         let etcd_has_leader = prometheus_client::metrics::gauge::Gauge::<i64>::default();
         let etcd_db_size = prometheus_client::metrics::gauge::Gauge::<i64>::default();
@@ -289,6 +305,14 @@ impl Options {
             let etcd = Etcd::connect(channel.clone(), credentials)
                 .await
                 .context("failed to authenticate with etcd")?;
+            if let Some((client, gate)) = namespace_controller.take() {
+                tokio::spawn(crate::namespaces::run_reporting_synced(
+                    client,
+                    etcd.clone(),
+                    token.clone(),
+                    move || gate.set_ready(),
+                ));
+            }
             let (partition, partition_rx) = tokio::sync::watch::channel(None);
             let leadership = Leadership {
                 id: id.clone(),
@@ -297,7 +321,7 @@ impl Options {
                     &listen_address,
                     port,
                 ),
-                channel,
+                etcd: etcd.clone(),
                 partition,
             };
             tracing::info!(

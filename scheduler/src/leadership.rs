@@ -14,9 +14,7 @@ use dapr_proto::{
         compare::{CompareResult, CompareTarget, TargetUnion},
         kv_client::KvClient,
         lease_client::LeaseClient,
-        request_op,
-        watch_client::WatchClient,
-        watch_request,
+        request_op, watch_request,
     },
     etcdcron::cron::stored::Leadership as Record,
     scheduler::v1::Host,
@@ -24,7 +22,11 @@ use dapr_proto::{
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::engine::store::{Etcd, Token};
+
+type Svc = InterceptedService<Channel, Token>;
 
 /// The leadership key prefix (no trailing slash, as upstream ranges it).
 pub const PREFIX: &str = "dapr/leadership";
@@ -136,7 +138,7 @@ pub enum LeadershipError {
 pub struct Leadership {
     pub id: String,
     pub address: String,
-    pub channel: Channel,
+    pub etcd: Etcd,
     /// Published on every quorum change; `None` while there is none.
     pub partition: watch::Sender<Option<Partition>>,
 }
@@ -166,8 +168,8 @@ impl Leadership {
         uid: u64,
         shutdown: &CancellationToken,
     ) -> Result<(), LeadershipError> {
-        let mut kv = KvClient::new(self.channel.clone());
-        let mut lease = LeaseClient::new(self.channel.clone());
+        let mut kv = self.etcd.kv();
+        let mut lease = LeaseClient::with_interceptor(self.etcd.channel(), self.etcd.token());
         let own_key = format!("{PREFIX}/{}", self.id);
 
         // Watch the prefix from the revision of a first read, so no change is missed.
@@ -187,7 +189,9 @@ impl Leadership {
                 )),
             })
             .await;
-        let mut events = WatchClient::new(self.channel.clone())
+        let mut events = self
+            .etcd
+            .watch_client()
             .watch(tokio_stream::wrappers::ReceiverStream::new(watch_rx))
             .await?
             .into_inner();
@@ -200,7 +204,7 @@ impl Leadership {
             .await?
             .into_inner()
             .id;
-        let keepalive = spawn_keepalive(self.channel.clone(), lease_id);
+        let keepalive = spawn_keepalive(&self.etcd, lease_id);
 
         let result = async {
             loop {
@@ -281,7 +285,7 @@ impl Leadership {
 
     async fn records(
         &self,
-        kv: &mut KvClient<Channel>,
+        kv: &mut KvClient<Svc>,
     ) -> Result<BTreeMap<String, Vec<u8>>, LeadershipError> {
         let response = kv.range(prefix_range(false)).await?.into_inner();
         Ok(response
@@ -298,13 +302,14 @@ struct KeepAlive {
 }
 
 /// Keeps the lease alive (every TTL/3, as etcd's client); `lost` fires when it is gone.
-fn spawn_keepalive(channel: Channel, id: i64) -> KeepAlive {
+fn spawn_keepalive(etcd: &Etcd, id: i64) -> KeepAlive {
+    let mut client = LeaseClient::with_interceptor(etcd.channel(), etcd.token());
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
     let (stop2, lost2) = (stop.clone(), lost.clone());
     tokio::spawn(async move {
         let (tx, rx) = mpsc::channel(4);
-        let stream = LeaseClient::new(channel)
+        let stream = client
             .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await;
         let Ok(stream) = stream else {

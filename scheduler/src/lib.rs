@@ -15,6 +15,7 @@ mod go_url;
 pub mod job;
 pub mod leadership;
 pub mod metrics;
+pub mod namespaces;
 mod options;
 pub mod quantity;
 

@@ -95,13 +95,21 @@ impl Metrics {
             "The number of dapr sidecars actively connected to the scheduler service.",
             m.sidecars_connected.clone(),
         );
-        registry.register("jobs_created", "The total number of jobs scheduled.", m.created.clone());
+        registry.register(
+            "jobs_created",
+            "The total number of jobs scheduled.",
+            m.created.clone(),
+        );
         registry.register(
             "jobs_created_failed",
             "The total number of failed job creation attempts.",
             m.created_failed.clone(),
         );
-        registry.register("jobs_deleted", "The total number of deleted jobs.", m.deleted.clone());
+        registry.register(
+            "jobs_deleted",
+            "The total number of deleted jobs.",
+            m.deleted.clone(),
+        );
         registry.register(
             "jobs_bulk_deleted",
             "The total number of bulk job deletion operations.",
@@ -112,7 +120,11 @@ impl Metrics {
             "The total number of successfully triggered jobs.",
             m.triggered.clone(),
         );
-        registry.register("jobs_failed", "The total number of failed jobs.", m.failed.clone());
+        registry.register(
+            "jobs_failed",
+            "The total number of failed jobs.",
+            m.failed.clone(),
+        );
         registry.register(
             "jobs_undelivered",
             "The total number of undelivered jobs.",
@@ -155,7 +167,9 @@ impl Metrics {
     }
 
     pub fn created(&self, kind: &'static str) {
-        self.created.get_or_create(&TypeLabel { r#type: kind }).inc();
+        self.created
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
     }
 
     pub fn created_failed(&self, kind: &'static str) {
@@ -165,7 +179,9 @@ impl Metrics {
     }
 
     pub fn deleted(&self, kind: &'static str) {
-        self.deleted.get_or_create(&TypeLabel { r#type: kind }).inc();
+        self.deleted
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
     }
 
     pub fn bulk_deleted(&self) {
@@ -173,7 +189,9 @@ impl Metrics {
     }
 
     pub fn triggered(&self, kind: &'static str, latency_ms: u64) {
-        self.triggered.get_or_create(&TypeLabel { r#type: kind }).inc();
+        self.triggered
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
         self.latency
             .get_or_create(&TypeLabel { r#type: kind })
             .observe(latency_ms as f64);

@@ -10,7 +10,6 @@ mod app;
 pub mod ca;
 pub mod cluster_domain;
 pub mod config;
-mod http_client;
 pub mod identity;
 pub mod jwt;
 pub mod kube;

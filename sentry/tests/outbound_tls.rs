@@ -1,14 +1,11 @@
-//! Sentry's outbound HTTPS against in-process servers with Ed25519 certificates:
-//! - the Kubernetes client against a server that looks like the suite's fake API server (cert
-//!   for `cluster.local`, not the dialled host; mTLS with an Ed25519 PKCS#8 client key;
-//!   kubeconfig with file paths);
-//! - the jwks validator fetching its key set from an HTTPS URL with an inline custom CA.
+//! Sentry's outbound HTTPS against an in-process server with Ed25519 certificates: the jwks
+//! validator fetching its key set from an HTTPS URL with an inline custom CA. (The Kubernetes
+//! client's own TLS test lives in `dapr-kube-lite`.)
 
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sentry::kube::KubeClient;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -56,57 +53,6 @@ async fn serve_once(
     stream.write_all(response.as_bytes()).await.unwrap();
     stream.shutdown().await.unwrap();
     String::from_utf8_lossy(&head).into_owned()
-}
-
-#[tokio::test]
-async fn a_kubeconfig_with_ed25519_mtls_and_a_tls_server_name_reaches_the_api() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (ca_cert, ca) = ca();
-    let (server_cert, server_key) = leaf(&ca, "cluster.local", ExtendedKeyUsagePurpose::ServerAuth);
-    let (client_cert, client_key) = leaf(&ca, "client", ExtendedKeyUsagePurpose::ClientAuth);
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-        .build()
-        .unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![
-                server_cert.der().clone(),
-                CertificateDer::from(ca_cert.der().to_vec()),
-            ],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        )
-        .unwrap();
-
-    let dir = std::env::temp_dir().join(format!("sentry-kube-client-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("tls.crt"), client_cert.pem()).unwrap();
-    std::fs::write(dir.join("tls.key"), client_key.serialize_pem()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n    server: https://localhost:{port}\n    certificate-authority: {ca}\n    tls-server-name: cluster.local\ncontexts:\n- name: default\n  context:\n    cluster: default\n    user: default\nusers:\n- name: default\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncurrent-context: default\n",
-        ca = dir.join("ca.crt").display(),
-        crt = dir.join("tls.crt").display(),
-        key = dir.join("tls.key").display(),
-    );
-    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
-
-    let server = tokio::spawn(serve_once(
-        listener,
-        Arc::new(tls),
-        r#"{"kind":"PodList","items":[]}"#,
-    ));
-    let client = KubeClient::from_kubeconfig(&dir.join("kubeconfig")).unwrap();
-    let list = client.get("/api/v1/pods").await.unwrap();
-    assert_eq!(list["kind"], "PodList");
-    let head = server.await.unwrap();
-    assert!(head.starts_with("GET /api/v1/pods HTTP/1.1\r\n"), "{head}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

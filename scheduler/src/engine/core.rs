@@ -3,11 +3,7 @@
 //! (another replica joined or left) drops the queue and reloads it (spec §8), while the
 //! connected streams stay registered across such restarts.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use dapr_proto::scheduler::v1::WatchJobsResponse;
@@ -30,6 +26,9 @@ use crate::{
 
 /// Jobs fired per turn of the loop before messages are looked at again.
 const FIRE_BATCH: usize = 1024;
+
+/// A trigger: the job's name and the generation of its firing.
+type TriggerId = (Arc<str>, u64);
 
 /// A trigger handed to a stream.
 #[derive(Debug)]
@@ -119,7 +118,7 @@ struct Engine {
     /// Workflow concurrency limits over actor triggers.
     gates: Gates<Fire>,
     /// Triggers out on each stream: `(name, generation)` → kind and gate ticket.
-    in_flight: HashMap<u64, HashMap<(Arc<str>, u64), (&'static str, Option<Ticket>)>>,
+    in_flight: HashMap<u64, HashMap<TriggerId, (&'static str, Option<Ticket>)>>,
     ready: watch::Sender<bool>,
     informer_stop: Option<CancellationToken>,
 }
@@ -206,7 +205,9 @@ impl Engine {
         let Some(partition) = partition else {
             return;
         };
-        let released = self.gates.set_share(partition.index as usize, partition.total as usize);
+        let released = self
+            .gates
+            .set_share(partition.index as usize, partition.total as usize);
         self.send_all(released.into_iter().map(|(t, f)| (f, Some(t))).collect());
         tracing::info!(
             index = partition.index,
@@ -227,11 +228,11 @@ impl Engine {
         });
         let failed = failed.clone();
         tokio::spawn(async move {
-            if let Err(error) = informer::run(etcd, partition, tx, stop.clone()).await {
-                if !stop.is_cancelled() {
-                    tracing::warn!(%error, "the job informer stopped; restarting the engine");
-                    let _ = failed.send(incarnation);
-                }
+            if let Err(error) = informer::run(etcd, partition, tx, stop.clone()).await
+                && !stop.is_cancelled()
+            {
+                tracing::warn!(%error, "the job informer stopped; restarting the engine");
+                let _ = failed.send(incarnation);
             }
         });
     }
@@ -313,11 +314,11 @@ impl Engine {
                     return;
                 };
                 let router = &self.router;
-                if let Some(op) =
-                    self.queue
-                        .result(&name, generation, result, Utc::now(), |n| {
-                            router.deliverable(n)
-                        })
+                if let Some(op) = self
+                    .queue
+                    .result(&name, generation, result, Utc::now(), |n| {
+                        router.deliverable(n)
+                    })
                 {
                     self.writer.submit(op);
                 }
@@ -356,13 +357,10 @@ impl Engine {
 
     fn undeliverable(&mut self, name: &Arc<str>, generation: u64, now: DateTime<Utc>) {
         let router = &self.router;
-        self.queue.result(
-            name,
-            generation,
-            TriggerResult::Undeliverable,
-            now,
-            |n| router.deliverable(n),
-        );
+        self.queue
+            .result(name, generation, TriggerResult::Undeliverable, now, |n| {
+                router.deliverable(n)
+            });
     }
 
     fn fire_due(&mut self) {

@@ -201,10 +201,7 @@ impl Queue {
         self.detach(&name);
         match JobCounter::load(job, counter) {
             Err(error) => Upserted::Invalid(error.to_string()),
-            Ok(Loaded::Finished) => Upserted::Finished(StoreOp::Finish {
-                name,
-                mod_revision,
-            }),
+            Ok(Loaded::Finished) => Upserted::Finished(StoreOp::Finish { name, mod_revision }),
             Ok(Loaded::Active { counter, reset }) => {
                 let at = counter.scheduled_time();
                 let generation = self.next_seq();

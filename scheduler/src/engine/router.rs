@@ -200,7 +200,10 @@ mod tests {
     #[test]
     fn triggers_round_robin_over_an_apps_streams() {
         let mut r = Router::new();
-        assert_eq!(r.add(1, info("a", &[], true, true), ()), vec!["app||ns||a||"]);
+        assert_eq!(
+            r.add(1, info("a", &[], true, true), ()),
+            vec!["app||ns||a||"]
+        );
         assert!(r.add(2, info("a", &[], true, true), ()).is_empty());
         let picks: Vec<u64> = (0..4).map(|_| r.pick(&app("a")).unwrap().0).collect();
         assert_eq!(picks, vec![1, 2, 1, 2]);

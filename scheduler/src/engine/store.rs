@@ -275,15 +275,17 @@ pub fn put_op(key: &str, value: Vec<u8>) -> RequestOp {
 
 pub fn delete_op(key: &str, prefix: bool) -> RequestOp {
     RequestOp {
-        request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-            key: key.as_bytes().to_vec(),
-            range_end: if prefix {
-                prefix_end(key.as_bytes())
-            } else {
-                Vec::new()
+        request: Some(request_op::Request::RequestDeleteRange(
+            DeleteRangeRequest {
+                key: key.as_bytes().to_vec(),
+                range_end: if prefix {
+                    prefix_end(key.as_bytes())
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
             },
-            ..Default::default()
-        })),
+        )),
     }
 }
 

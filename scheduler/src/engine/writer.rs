@@ -52,11 +52,7 @@ impl Writer {
     }
 }
 
-async fn lane(
-    etcd: Etcd,
-    mut rx: mpsc::UnboundedReceiver<StoreOp>,
-    shutdown: CancellationToken,
-) {
+async fn lane(etcd: Etcd, mut rx: mpsc::UnboundedReceiver<StoreOp>, shutdown: CancellationToken) {
     loop {
         let first = tokio::select! {
             op = rx.recv() => match op { Some(op) => op, None => return },

@@ -52,10 +52,12 @@ fn policy_to_api(p: &FailurePolicy) -> api::FailurePolicy {
 fn policy_from_api(p: &api::FailurePolicy) -> Option<FailurePolicy> {
     Some(match p.policy.as_ref()? {
         api::failure_policy::Policy::Drop(_) => FailurePolicy::Drop,
-        api::failure_policy::Policy::Constant(c) => FailurePolicy::Constant(FailurePolicyConstant {
-            interval: c.interval,
-            max_retries: c.max_retries,
-        }),
+        api::failure_policy::Policy::Constant(c) => {
+            FailurePolicy::Constant(FailurePolicyConstant {
+                interval: c.interval,
+                max_retries: c.max_retries,
+            })
+        }
     })
 }
 
@@ -115,7 +117,10 @@ impl StoredJob {
 
     /// Decodes `dapr/jobs/<name>`'s value.
     pub fn decode(bytes: &[u8]) -> Result<StoredJob, DecodeError> {
-        let raw = stored::Job::decode(bytes).map_err(|source| DecodeError { what: "job", source })?;
+        let raw = stored::Job::decode(bytes).map_err(|source| DecodeError {
+            what: "job",
+            source,
+        })?;
         let job = raw.job.unwrap_or_default();
         Ok(StoredJob {
             partition_id: raw.partition_id,

@@ -21,7 +21,9 @@ mod name;
 mod parse;
 mod schedule;
 
-pub use codec::{DecodeError, datetime, job_from_wire, policy_from_wire, policy_to_wire, timestamp};
+pub use codec::{
+    DecodeError, datetime, job_from_wire, policy_from_wire, policy_to_wire, timestamp,
+};
 pub use counter::{JobCounter, Loaded, Outcome};
 pub use cron::{CronError, CronSchedule, Location, SpecSchedule};
 pub use go::{DurationError, parse_duration};

@@ -1,10 +1,10 @@
-//! Kubernetes access for kubernetes mode: the API client, list+watch caches, the
-//! `Configuration` lookup.
+//! Kubernetes access for kubernetes mode: the API client (shared, from `dapr-kube-lite`),
+//! list+watch caches, the `Configuration` lookup.
 
 pub mod cache;
-pub mod client;
 
-pub use client::{KubeClient, KubeError};
+pub use dapr_kube_lite::client;
+pub use dapr_kube_lite::{KubeClient, KubeError};
 
 /// The `Configuration` path for `namespace/name`.
 pub fn configuration_path(namespace: &str, name: &str) -> String {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ValidationError;
 use super::verify::{self, Expect, KeySet};
-use crate::http_client::{Endpoint, HttpError, add_pem_roots, client_config};
+use dapr_kube_lite::http::{Endpoint, HttpError, add_pem_roots, client_config};
 
 /// Default background refresh bound for URL sources.
 const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(600);

@@ -49,7 +49,10 @@ const NAME: &str = "app||default||app1||j1";
 #[test]
 fn a_one_shot_fires_at_its_due_time_never_before_and_finishes_on_success() {
     let mut q = Queue::new();
-    assert_eq!(q.upsert(NAME, 5, &job(None, Some("2s"), None), None), Upserted::Queued(None));
+    assert_eq!(
+        q.upsert(NAME, 5, &job(None, Some("2s"), None), None),
+        Upserted::Queued(None)
+    );
     assert_eq!(q.next_due(), Some(secs(2)));
     assert!(q.pop_due(secs(1), 10).is_empty());
     let fires = q.pop_due(secs(2), 10);
@@ -57,12 +60,27 @@ fn a_one_shot_fires_at_its_due_time_never_before_and_finishes_on_success() {
     assert_eq!(fires[0].delivery.name.as_deref(), Some("j1"));
     assert_eq!(
         fires[0].delivery.route,
-        Some(Route::App { namespace: "default".into(), app_id: "app1".into() })
+        Some(Route::App {
+            namespace: "default".into(),
+            app_id: "app1".into()
+        })
     );
     // In flight: not due again until its result.
     assert!(q.pop_due(secs(100), 10).is_empty());
-    let op = q.result(NAME, fires[0].generation, TriggerResult::Success, secs(2), |_| true);
-    assert_eq!(op, Some(StoreOp::Finish { name: NAME.into(), mod_revision: 5 }));
+    let op = q.result(
+        NAME,
+        fires[0].generation,
+        TriggerResult::Success,
+        secs(2),
+        |_| true,
+    );
+    assert_eq!(
+        op,
+        Some(StoreOp::Finish {
+            name: NAME.into(),
+            mod_revision: 5
+        })
+    );
     assert!(q.is_empty());
 }
 
@@ -76,7 +94,13 @@ fn a_recurring_job_persists_its_counter_and_catches_up_missed_ticks_in_order() {
         let fires = q.pop_due(secs(10), 10);
         assert_eq!(fires.len(), 1, "one trigger in flight per job");
         scheduled.push(fires[0].scheduled);
-        let op = q.result(NAME, fires[0].generation, TriggerResult::Success, secs(10), |_| true);
+        let op = q.result(
+            NAME,
+            fires[0].generation,
+            TriggerResult::Success,
+            secs(10),
+            |_| true,
+        );
         match op {
             Some(StoreOp::PutCounter { counter, .. }) => assert!(counter.count < 3),
             Some(StoreOp::Finish { .. }) => {}
@@ -91,12 +115,23 @@ fn a_recurring_job_persists_its_counter_and_catches_up_missed_ticks_in_order() {
 fn a_stored_counter_resumes_where_it_left_off() {
     let mut q = Queue::new();
     let j = job(Some("@every 1s"), None, Some(5));
-    let counter = Counter { job_partition_id: 7, count: 2, last_trigger: Some(secs(2)), attempts: 0 };
+    let counter = Counter {
+        job_partition_id: 7,
+        count: 2,
+        last_trigger: Some(secs(2)),
+        attempts: 0,
+    };
     assert_eq!(q.upsert(NAME, 5, &j, Some(counter)), Upserted::Queued(None));
     assert_eq!(q.next_due(), Some(secs(3)));
     // A counter of an earlier job of the same name (other partition id) is reset and rewritten.
-    let stale = Counter { job_partition_id: 99, count: 4, last_trigger: Some(secs(4)), attempts: 0 };
-    let Upserted::Queued(Some(StoreOp::PutCounter { counter, .. })) = q.upsert(NAME, 6, &j, Some(stale))
+    let stale = Counter {
+        job_partition_id: 99,
+        count: 4,
+        last_trigger: Some(secs(4)),
+        attempts: 0,
+    };
+    let Upserted::Queued(Some(StoreOp::PutCounter { counter, .. })) =
+        q.upsert(NAME, 6, &j, Some(stale))
     else {
         panic!("expected a reset")
     };
@@ -109,7 +144,16 @@ fn undeliverable_jobs_are_staged_until_a_matching_prefix_connects() {
     let mut q = Queue::new();
     q.upsert(NAME, 5, &job(None, Some("0s"), None), None);
     let fire = q.pop_due(secs(0), 10).remove(0);
-    assert_eq!(q.result(NAME, fire.generation, TriggerResult::Undeliverable, secs(1), |_| false), None);
+    assert_eq!(
+        q.result(
+            NAME,
+            fire.generation,
+            TriggerResult::Undeliverable,
+            secs(1),
+            |_| false
+        ),
+        None
+    );
     assert_eq!(q.staged(), 1);
     assert_eq!(q.next_due(), None);
     assert_eq!(q.unstage("app||default||other||", secs(2)), 0);
@@ -122,7 +166,13 @@ fn undeliverable_with_another_stream_is_requeued_now() {
     let mut q = Queue::new();
     q.upsert(NAME, 5, &job(None, Some("0s"), None), None);
     let fire = q.pop_due(secs(0), 10).remove(0);
-    q.result(NAME, fire.generation, TriggerResult::Undeliverable, secs(4), |_| true);
+    q.result(
+        NAME,
+        fire.generation,
+        TriggerResult::Undeliverable,
+        secs(4),
+        |_| true,
+    );
     assert_eq!(q.next_due(), Some(secs(4)));
 }
 
@@ -133,7 +183,16 @@ fn results_of_a_replaced_or_removed_job_are_ignored() {
     let fire = q.pop_due(secs(0), 10).remove(0);
     // Overwritten while in flight: the new version waits for its own time.
     q.upsert(NAME, 8, &job(None, Some("10s"), None), None);
-    assert_eq!(q.result(NAME, fire.generation, TriggerResult::Success, secs(1), |_| true), None);
+    assert_eq!(
+        q.result(
+            NAME,
+            fire.generation,
+            TriggerResult::Success,
+            secs(1),
+            |_| true
+        ),
+        None
+    );
     assert_eq!(q.next_due(), Some(secs(10)));
     // A delete of the older version does not remove the newer one.
     assert!(!q.remove(NAME, Some(5)));
@@ -163,7 +222,13 @@ fn failed_triggers_follow_the_failure_policy() {
             }
         }
         deliveries += 1;
-        q.result(NAME, fires[0].generation, TriggerResult::Failed, now, |_| true);
+        q.result(
+            NAME,
+            fires[0].generation,
+            TriggerResult::Failed,
+            now,
+            |_| true,
+        );
     }
     assert_eq!(deliveries, 4, "3 retries after the first attempt");
     assert_eq!(now, secs(3), "1 s apart");
@@ -183,10 +248,19 @@ fn an_actor_reminder_routes_by_type_and_strips_its_id_prefix() {
         concurrency_key: None,
     };
     let mut j = job(None, Some("0s"), None);
-    j.job.metadata = Some(prost_types::Any { type_url: String::new(), value: meta.encode_to_vec() });
+    j.job.metadata = Some(prost_types::Any {
+        type_url: String::new(),
+        value: meta.encode_to_vec(),
+    });
     let d = Delivery::of("actorreminder||ns||T||a||b||r||1", &j);
     assert_eq!(d.name.as_deref(), Some("r||1"));
-    assert_eq!(d.route, Some(Route::Actor { namespace: "ns".into(), actor_type: "T".into() }));
+    assert_eq!(
+        d.route,
+        Some(Route::Actor {
+            namespace: "ns".into(),
+            actor_type: "T".into()
+        })
+    );
     // Metadata that does not match the key: not deliverable.
     assert_eq!(Delivery::of("app||x||y||z", &j).name, None);
 }

@@ -1,9 +1,9 @@
-//! A small HTTP/1.1 client over TCP or rustls (ring) for the two outbound calls sentry makes:
-//! fetching a JWKS (spec §8.3) and talking to the Kubernetes API (spec §3.3, §5.1, §8.2).
+//! A small HTTP/1.1 client over TCP or rustls (ring): one request per fresh connection with a
+//! custom rustls config. Used by the Kubernetes client here and by sentry's JWKS fetcher.
 //!
-//! Why not `reqwest` or `kube`: both only need "one request on a fresh connection with a
-//! custom rustls config" here (custom roots, Ed25519 client certs, an explicit TLS server
-//! name); hyper's `conn::http1` does that with crates already in the graph.
+//! Why not `reqwest` or `kube`: the callers only need "one request on a fresh connection with a
+//! custom rustls config" (custom roots, Ed25519 client certs, an explicit TLS server name);
+//! hyper's `conn::http1` does that with crates already in the graph.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,15 +131,18 @@ pub fn client_config(
 
 /// Adds every certificate of a PEM text to a root store; the count added.
 pub fn add_pem_roots(roots: &mut rustls::RootCertStore, pem: &[u8]) -> usize {
-    let Ok(certs) = dapr_security::pem::decode_certificates(pem) else {
-        return 0;
-    };
-    certs
-        .iter()
-        .filter(|c| {
-            roots
-                .add(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
-                .is_ok()
-        })
+    certificates(pem)
+        .into_iter()
+        .filter(|c| roots.add(c.clone()).is_ok())
         .count()
+}
+
+/// The leading `CERTIFICATE` blocks of a PEM text, as DER (none when it does not parse).
+pub fn certificates(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    pem::parse_many(pem)
+        .unwrap_or_default()
+        .into_iter()
+        .take_while(|block| block.tag() == "CERTIFICATE")
+        .map(|block| rustls::pki_types::CertificateDer::from(block.into_contents()))
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! A minimal Kubernetes API client (spec §3.3): in-cluster config or a kubeconfig with file
+//! A minimal Kubernetes API client (sentry spec §3.3): in-cluster config or a kubeconfig with file
 //! paths or inline data, client certificates of any type rustls/ring takes (Ed25519 included),
 //! `tls-server-name`, bearer tokens. Fixed paths only — no discovery — and no rate limiting.
 
@@ -10,11 +10,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http_client::{Endpoint, HttpError, add_pem_roots, client_config};
+use crate::http::{Endpoint, HttpError, add_pem_roots, client_config};
 
 /// Deadline of one non-watch API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -196,7 +196,10 @@ impl KubeClient {
                 let cert = read(&user.client_certificate, &user.client_certificate_data)?;
                 let key = read(&user.client_key, &user.client_key_data)?;
                 if let (Some(cert), Some(key)) = (cert, key) {
-                    auth = Some((certificates(&cert), private_key(&key).map_err(err)?));
+                    auth = Some((
+                        crate::http::certificates(&cert),
+                        private_key(&key).map_err(err)?,
+                    ));
                 }
             }
             let config = client_config(roots, auth).map_err(|e| err(e.to_string()))?;
@@ -299,17 +302,6 @@ fn find<'a, T>(items: &'a [Named<T>], name: &str) -> Option<&'a T> {
         .iter()
         .find(|i| i.name == name)
         .and_then(|i| i.item.as_ref())
-}
-
-fn certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-    dapr_security::pem::decode_certificates(pem)
-        .map(|certs| {
-            certs
-                .iter()
-                .map(|c| CertificateDer::from(c.der().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
