@@ -63,9 +63,8 @@ cat <<MSG
 Control plane running (data in $data_dir). Connect daprd with:
   daprd --app-id myapp --placement-host-address localhost:50005 --scheduler-host-address localhost:50006$( [ "$mtls" = 1 ] && printf ' \\\n    --enable-mtls --sentry-address localhost:50001  # with DAPR_TRUST_ANCHORS="$(cat %s)"' "$data_dir/sentry/ca.crt")
 
-Status: sentry and placement are complete; the scheduler is still a SCAFFOLD at this stage of
-the project (it parses upstream's flags and serves /healthz and /metrics, but its gRPC API answers
-Unimplemented; issues: etcd store, scheduler), so jobs, reminders and workflows do not work yet.
+Status: sentry, placement and the scheduler (jobs, actor reminders, workflow timers, with its
+embedded etcd-compatible store) are running; the operator and injector only matter in Kubernetes.
 Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}"

@@ -238,7 +238,8 @@ impl Options {
                         let peer = security.control_plane_id(SCHEDULER_ID)?;
                         Some(PeerTls {
                             server: security.server_config_mtls(),
-                            client: security.client_config(peer),
+                            client: security.client_config(peer.clone()),
+                            peer_id: Some(peer),
                         })
                     } else {
                         None
@@ -302,9 +303,21 @@ impl Options {
                     .connect_lazy();
             let credentials = (!etcd_client_username.is_empty())
                 .then_some((etcd_client_username.as_str(), etcd_client_password.as_str()));
-            let etcd = Etcd::connect(channel.clone(), credentials)
-                .await
-                .context("failed to authenticate with etcd")?;
+            // An external etcd may come up after us: keep trying to authenticate.
+            let mut attempt = 0;
+            let etcd = loop {
+                match Etcd::connect(channel.clone(), credentials).await {
+                    Ok(etcd) => break etcd,
+                    Err(status) => {
+                        tracing::warn!(error = %status.message(), "failed to authenticate with etcd; retrying");
+                        tokio::select! {
+                            () = token.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(crate::engine::store::backoff(attempt).min(std::time::Duration::from_secs(5))) => {}
+                        }
+                        attempt += 1;
+                    }
+                }
+            };
             if let Some((client, gate)) = namespace_controller.take() {
                 tokio::spawn(crate::namespaces::run_reporting_synced(
                     client,

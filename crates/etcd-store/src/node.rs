@@ -70,6 +70,8 @@ pub struct Member {
 pub struct PeerTls {
     pub server: Arc<rustls::ServerConfig>,
     pub client: Arc<rustls::ClientConfig>,
+    /// The SPIFFE id every member presents; peer calls from any other id are refused.
+    pub peer_id: Option<dapr_security::SpiffeId>,
 }
 
 /// How to start a member.
@@ -289,8 +291,10 @@ impl Node {
             .map(|m| m.peer_url.clone())
             .unwrap_or_default();
         let secure = split_url(&own_url).0;
-        let routes = tonic::service::Routes::new(PeerService::new(Arc::new(self.clone())));
         let tls = config.peer_tls.clone().filter(|_| secure);
+        let service = PeerService::new(Arc::new(self.clone()))
+            .allow_only(tls.as_ref().and_then(|t| t.peer_id.clone()));
+        let routes = tonic::service::Routes::new(service);
         tokio::spawn(async move {
             let served = match tls {
                 Some(tls) => {

@@ -38,6 +38,9 @@ const CALL_PATH: &str = "/dapr.etcdstore.v1.Peer/Call";
 
 /// Bounds a forwarded client request end to end.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds dialling a peer (TCP connect, plus the TLS handshake on `https`), so an unresponsive
+/// member is redialled rather than waited on.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A request to a peer.
 #[derive(Serialize, Deserialize)]
@@ -89,19 +92,32 @@ pub trait PeerHandler: Send + Sync + 'static {
 /// The peer gRPC service.
 pub struct PeerService<H> {
     handler: Arc<H>,
+    /// Under mTLS: the only client identity allowed (every member's own SVID id).
+    allowed: Option<dapr_security::SpiffeId>,
 }
 
 impl<H> Clone for PeerService<H> {
     fn clone(&self) -> Self {
         Self {
             handler: Arc::clone(&self.handler),
+            allowed: self.allowed.clone(),
         }
     }
 }
 
 impl<H: PeerHandler> PeerService<H> {
     pub fn new(handler: Arc<H>) -> Self {
-        Self { handler }
+        Self {
+            handler,
+            allowed: None,
+        }
+    }
+
+    /// Accepts only calls whose client certificate carries `id` (etcd's allowed peer names:
+    /// another workload's SVID from the same trust root must not reach the Raft port).
+    pub fn allow_only(mut self, id: Option<dapr_security::SpiffeId>) -> Self {
+        self.allowed = id;
+        self
     }
 }
 
@@ -126,6 +142,21 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != CALL_PATH {
             return Box::pin(async move { Ok(Status::unimplemented("").into_http()) });
+        }
+        if let Some(allowed) = &self.allowed {
+            let caller = req
+                .extensions()
+                .get::<dapr_security::net::TlsConnectInfo>()
+                .and_then(|info| info.peer_id.as_ref());
+            if caller != Some(allowed) {
+                let caller = caller.map_or_else(|| "none".to_owned(), ToString::to_string);
+                return Box::pin(async move {
+                    Ok(Status::permission_denied(format!(
+                        "peer identity {caller} is not a member of this cluster"
+                    ))
+                    .into_http())
+                });
+            }
         }
         let method = CallSvc(Arc::clone(&self.handler));
         Box::pin(async move {
@@ -241,15 +272,25 @@ impl Peers {
             .ok_or(CallError::UnknownPeer(target))?;
         let (secure, hostport) = split_url(url);
         let channel = match (&self.tls, secure) {
-            (Some(tls), true) => dapr_security::net::lazy_channel(hostport, Arc::clone(tls))
-                .map_err(|e| CallError::Status(Status::unavailable(e.to_string())))?,
+            // The timeout covers the TCP connect and the TLS handshake: without it a member
+            // that does not answer the dial (frozen, or partitioned mid-dial) holds the
+            // channel's one in-flight dial until the kernel gives up (minutes), and every call
+            // to that member fails meanwhile, even once it is back.
+            (Some(tls), true) => {
+                let (endpoint, dialer) =
+                    dapr_security::net::tls_endpoint(hostport, Arc::clone(tls))
+                        .map_err(|e| CallError::Status(Status::unavailable(e.to_string())))?;
+                endpoint
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .connect_with_connector_lazy(dialer)
+            }
             _ => Endpoint::from_shared(format!("http://{hostport}"))
                 .map_err(|source| CallError::Connect {
                     address: url.clone(),
                     source,
                 })?
                 .tcp_nodelay(true)
-                .connect_timeout(Duration::from_secs(3))
+                .connect_timeout(CONNECT_TIMEOUT)
                 .connect_lazy(),
         };
         channels.insert(target, channel.clone());
