@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use dapr_kit::{Outcome, Runtime, servers};
+use dapr_kit::{CancellationToken, Outcome, Runtime, servers};
 use prometheus_client::registry::Registry;
 
 use dapr_etcd_store::node::PeerTls;
@@ -225,6 +225,10 @@ impl Options {
         let token = rt.shutdown_token();
         // Everything below needs the SVID (or no mTLS) first, as upstream's server incarnation.
         rt.spawn_critical("scheduler.server", async move {
+            // The embedded store outlives the engine at shutdown: the lease revocation and the
+            // last trigger bookkeeping writes go to it after the shutdown signal.
+            let store_token = CancellationToken::new();
+            let _stop_store = store_token.clone().drop_guard();
             tokio::select! {
                 () = security.ready() => {}
                 () = token.cancelled() => return Ok(()),
@@ -258,7 +262,7 @@ impl Options {
                             auto_compaction,
                             peer_tls,
                         },
-                        token.clone(),
+                        store_token.clone(),
                     )
                     .await?;
                     {
@@ -327,16 +331,6 @@ impl Options {
                 ));
             }
             let (partition, partition_rx) = tokio::sync::watch::channel(None);
-            let leadership = Leadership {
-                id: id.clone(),
-                address: broadcast_address(
-                    override_broadcast_host_port.as_deref(),
-                    &listen_address,
-                    port,
-                ),
-                etcd: etcd.clone(),
-                partition,
-            };
             tracing::info!(
                 "Starting queue with workers id={id} count={}",
                 workers.get()
@@ -349,12 +343,32 @@ impl Options {
                 serde_json_string(&id),
                 workers.get()
             );
+            // A store that cannot take trigger bookkeeping (quota or disk full) makes the
+            // replica unhealthy; upstream's scheduler fails and recreates itself there.
+            let stuck_gate = server_gate.clone();
+            let on_stuck: crate::engine::writer::OnStuck = std::sync::Arc::new(move |error: &str| {
+                tracing::error!(%error, "Scheduler server failed: the store rejects trigger bookkeeping");
+                stuck_gate.set_not_ready();
+            });
             let engine = crate::engine::core::spawn(
                 etcd.clone(),
                 partition_rx.clone(),
                 metrics_handles.clone(),
+                on_stuck,
                 token.clone(),
             );
+            let leadership = Leadership {
+                id: id.clone(),
+                address: broadcast_address(
+                    override_broadcast_host_port.as_deref(),
+                    &listen_address,
+                    port,
+                ),
+                etcd: etcd.clone(),
+                partition,
+                engine: Some(engine.clone()),
+            };
+            let engine_stopped = engine.clone();
             let service = SchedulerService::new(
                 etcd,
                 engine,
@@ -387,6 +401,11 @@ impl Options {
                 }
             };
             let (served, ()) = tokio::join!(serve, leadership.run(token.clone()));
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(6),
+                engine_stopped.stopped(),
+            )
+            .await;
             served?;
             tracing::info!("Scheduler GRPC server stopped");
             Ok(())

@@ -141,6 +141,9 @@ pub struct Leadership {
     pub etcd: Etcd,
     /// Published on every quorum change; `None` while there is none.
     pub partition: watch::Sender<Option<Partition>>,
+    /// The engine, quiesced before this replica agrees to a new total (so its acknowledged
+    /// triggers are in the store before another replica takes its jobs over).
+    pub engine: Option<crate::engine::core::Handle>,
 }
 
 impl Leadership {
@@ -235,6 +238,10 @@ impl Leadership {
                         }
                     }
                     Decision::Rewrite { old, total } => {
+                        self.partition.send_replace(None);
+                        if let Some(engine) = &self.engine {
+                            engine.quiesce().await;
+                        }
                         kv.txn(TxnRequest {
                             compare: vec![Compare {
                                 result: CompareResult::Equal as i32,

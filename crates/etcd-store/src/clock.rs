@@ -1,6 +1,7 @@
-//! The leader-local lease clock: milliseconds on a monotonic clock since the process started.
-//! Lease deadlines are never compared across members (a new leader promotes every lease to a
-//! full TTL), so a per-process epoch is enough and immune to wall-clock jumps.
+//! The member-local lease clock: milliseconds on a monotonic clock since the process started.
+//! Values are never carried from one member to another: a grant's timer starts at apply time
+//! on each member, and a new leader promotes every lease to a full TTL. So a per-process epoch
+//! is enough and immune to wall-clock jumps.
 
 use std::{sync::OnceLock, time::Instant};
 

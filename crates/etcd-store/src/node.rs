@@ -142,6 +142,7 @@ struct Inner {
     peers: Peers,
     wal: Wal<TypeConfig>,
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+    data_dir: PathBuf,
 }
 
 /// A running member; cheap to clone.
@@ -241,6 +242,7 @@ impl Node {
                 peers,
                 wal,
                 queue,
+                data_dir: config.data_dir.clone(),
             }),
         };
         tokio::spawn(node.clone().batch_loop(queued));
@@ -345,6 +347,26 @@ impl Node {
             m.last_log_index.unwrap_or(0),
             m.last_applied.map_or(0, |l| l.index),
         )
+    }
+
+    /// This member's share of Defragment: like etcd rewriting its bbolt file, the whole state
+    /// is written out to a scratch file and synced (then removed), so a full disk fails the
+    /// call instead of passing it silently.
+    pub async fn defragment_on_disk(&self) -> std::io::Result<()> {
+        let state = postcard::to_allocvec(self.inner.machine.read().state())
+            .map_err(std::io::Error::other)?;
+        let path = self.inner.data_dir.join("defrag.tmp");
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let written = std::fs::File::create(&path).and_then(|mut file| {
+                file.write_all(&state)?;
+                file.sync_all()
+            });
+            let _ = std::fs::remove_file(&path);
+            written
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// The current Raft term (cheaper than [`Node::raft_status`]; every response header has it).

@@ -52,6 +52,10 @@ pub enum Message {
     },
     /// A stream ended (EOF, error, cancel).
     Closed { id: u64 },
+    /// Stop firing, drop the queue and answer once every bookkeeping write made so far is in
+    /// the store: the replicas are about to re-partition, and the next owner of our jobs must
+    /// load counters that include every acknowledged trigger.
+    Quiesce(tokio::sync::oneshot::Sender<()>),
     /// A sidecar answered a trigger.
     Result {
         stream: u64,
@@ -66,6 +70,7 @@ pub enum Message {
 pub struct Handle {
     tx: mpsc::UnboundedSender<Message>,
     ready: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl Handle {
@@ -82,6 +87,20 @@ impl Handle {
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
+
+    /// Waits until the engine has stopped after shutdown and its last writes are made.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
+    /// See [`Message::Quiesce`]. Returns at once if the engine is gone.
+    pub async fn quiesce(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Message::Quiesce(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 /// Starts the engine task; it runs until `shutdown`.
@@ -89,11 +108,13 @@ pub fn spawn(
     etcd: Etcd,
     partition: watch::Receiver<Option<Partition>>,
     metrics: Metrics,
+    on_stuck: super::writer::OnStuck,
     shutdown: CancellationToken,
 ) -> Handle {
     let (tx, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready) = watch::channel(false);
-    let writer = Writer::spawn(etcd.clone(), shutdown.clone());
+    let (stopped_tx, stopped) = watch::channel(false);
+    let writer = Writer::spawn(etcd.clone(), on_stuck, shutdown.clone());
     let engine = Engine {
         etcd,
         writer,
@@ -105,8 +126,11 @@ pub fn spawn(
         ready: ready_tx,
         informer_stop: None,
     };
-    tokio::spawn(engine.run(rx, partition, shutdown));
-    Handle { tx, ready }
+    tokio::spawn(async move {
+        engine.run(rx, partition, shutdown).await;
+        stopped_tx.send_replace(true);
+    });
+    Handle { tx, ready, stopped }
 }
 
 struct Engine {
@@ -164,7 +188,19 @@ impl Engine {
                         self.restart(next, incarnation, &events_tx, &failed_tx);
                     }
                 }
-                Some(message) = messages.recv() => self.handle(message),
+                Some(message) = messages.recv() => match message {
+                    Message::Quiesce(done) => {
+                        current = None;
+                        incarnation += 1;
+                        self.restart(None, incarnation, &events_tx, &failed_tx);
+                        let writer = self.writer.clone();
+                        tokio::spawn(async move {
+                            writer.flush().await;
+                            let _ = done.send(());
+                        });
+                    }
+                    message => self.handle(message),
+                },
                 Some((from, event)) = events.recv() => {
                     if from == incarnation {
                         self.informer_event(event);
@@ -182,6 +218,14 @@ impl Engine {
             stop.cancel();
         }
         self.ready.send_replace(false);
+        // Acknowledged triggers must reach the store before it stops, or they fire again
+        // after the restart (one-shot reminders of activities that are already running).
+        if tokio::time::timeout(Duration::from_secs(5), self.writer.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up waiting for trigger bookkeeping writes at shutdown");
+        }
     }
 
     /// Drops the queue and, with a partition, starts loading the owned jobs afresh.
@@ -298,6 +342,9 @@ impl Engine {
                 let outcome = self.gates.remove_stream(id);
                 released.extend(outcome.dispatch);
                 self.gate_outcome(released, outcome.undeliverable);
+            }
+            Message::Quiesce(done) => {
+                let _ = done.send(());
             }
             Message::Result {
                 stream,

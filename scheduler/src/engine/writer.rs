@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -22,21 +22,38 @@ use crate::job::{counter_key, job_key};
 const LANES: usize = 16;
 /// Writes issued at once by one lane at most.
 const LANE_BATCH: usize = 256;
+/// A bookkeeping write still failing after this long means the store is unusable (disk or
+/// quota full): the replica reports itself unhealthy, as upstream's does.
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Called when bookkeeping writes cannot be made (the store is full or broken).
+pub type OnStuck = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Queues store writes.
 #[derive(Clone)]
 pub struct Writer {
-    lanes: Arc<Vec<mpsc::UnboundedSender<StoreOp>>>,
+    lanes: Arc<Vec<mpsc::UnboundedSender<Lane>>>,
+}
+
+/// What a lane is told: a write, or "tell me when everything before this is done".
+enum Lane {
+    Op(StoreOp),
+    Flush(oneshot::Sender<()>),
 }
 
 impl Writer {
-    /// Starts the lanes; they run until `shutdown`, then finish what is queued (bounded by
-    /// the store answering).
-    pub fn spawn(etcd: Etcd, shutdown: CancellationToken) -> Writer {
+    /// Starts the lanes. They run until every `Writer` is dropped and finish what is queued
+    /// first; after `shutdown` a failing write is not retried.
+    pub fn spawn(etcd: Etcd, on_stuck: OnStuck, shutdown: CancellationToken) -> Writer {
         let lanes = (0..LANES)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(lane(etcd.clone(), rx, shutdown.clone()));
+                tokio::spawn(lane(
+                    etcd.clone(),
+                    rx,
+                    Arc::clone(&on_stuck),
+                    shutdown.clone(),
+                ));
                 tx
             })
             .collect();
@@ -48,25 +65,50 @@ impl Writer {
     pub fn submit(&self, op: StoreOp) {
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(op.name().as_ref());
         let lane = (hash % self.lanes.len() as u64) as usize;
-        let _ = self.lanes[lane].send(op);
+        let _ = self.lanes[lane].send(Lane::Op(op));
+    }
+
+    /// Waits until every write submitted before this call is done (or has failed).
+    pub async fn flush(&self) {
+        let mut waits = Vec::with_capacity(self.lanes.len());
+        for lane in self.lanes.iter() {
+            let (tx, rx) = oneshot::channel();
+            if lane.send(Lane::Flush(tx)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
     }
 }
 
-async fn lane(etcd: Etcd, mut rx: mpsc::UnboundedReceiver<StoreOp>, shutdown: CancellationToken) {
+async fn lane(
+    etcd: Etcd,
+    mut rx: mpsc::UnboundedReceiver<Lane>,
+    on_stuck: OnStuck,
+    shutdown: CancellationToken,
+) {
     loop {
-        let first = tokio::select! {
-            op = rx.recv() => match op { Some(op) => op, None => return },
-            () = shutdown.cancelled() => return,
+        let Some(first) = rx.recv().await else {
+            return;
         };
         let mut latest: HashMap<Arc<str>, StoreOp> = HashMap::new();
         let mut order = Vec::new();
+        let mut flushed = Vec::new();
         let mut next = Some(first);
-        while let Some(op) = next.take() {
-            let name = Arc::clone(op.name());
-            if latest.insert(Arc::clone(&name), op).is_none() {
-                order.push(name);
+        while let Some(message) = next.take() {
+            match message {
+                Lane::Op(op) => {
+                    let name = Arc::clone(op.name());
+                    if latest.insert(Arc::clone(&name), op).is_none() {
+                        order.push(name);
+                    }
+                }
+                // Answered once the writes taken so far are done.
+                Lane::Flush(done) => flushed.push(done),
             }
-            if order.len() < LANE_BATCH {
+            if order.len() < LANE_BATCH && flushed.is_empty() {
                 next = rx.try_recv().ok();
             }
         }
@@ -76,15 +118,21 @@ async fn lane(etcd: Etcd, mut rx: mpsc::UnboundedReceiver<StoreOp>, shutdown: Ca
             .collect();
         let mut writes = tokio::task::JoinSet::new();
         for op in ops {
-            let (etcd, shutdown) = (etcd.clone(), shutdown.clone());
-            writes.spawn(async move { apply(&etcd, op, &shutdown).await });
+            let (etcd, shutdown, on_stuck) =
+                (etcd.clone(), shutdown.clone(), Arc::clone(&on_stuck));
+            writes.spawn(async move { apply(&etcd, op, &on_stuck, &shutdown).await });
         }
         while writes.join_next().await.is_some() {}
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }
 
 /// One write, retried while the error is transient.
-async fn apply(etcd: &Etcd, op: StoreOp, shutdown: &CancellationToken) {
+async fn apply(etcd: &Etcd, op: StoreOp, on_stuck: &OnStuck, shutdown: &CancellationToken) {
+    let started = std::time::Instant::now();
+    let mut reported = false;
     let (compare, success, failure) = match &op {
         StoreOp::PutCounter {
             name,
@@ -106,23 +154,32 @@ async fn apply(etcd: &Etcd, op: StoreOp, shutdown: &CancellationToken) {
     };
     let mut attempt = 0;
     loop {
-        match etcd
+        let status = match etcd
             .txn(compare.clone(), success.clone(), failure.clone())
             .await
         {
             Ok(_) => return,
-            Err(status) if store::is_transient(&status) && !shutdown.is_cancelled() => {
-                tracing::debug!(job = %op.name(), error = %status.message(), "retrying a store write");
-                tokio::select! {
-                    () = tokio::time::sleep(store::backoff(attempt)) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                attempt += 1;
-            }
-            Err(status) => {
-                tracing::error!(job = %op.name(), error = %status.message(), "failed to write job bookkeeping");
-                return;
-            }
+            Err(status) => status,
+        };
+        if shutdown.is_cancelled() {
+            return;
         }
+        let message = status.message().to_owned();
+        if !reported
+            && (message.contains("database space exceeded") || started.elapsed() >= STUCK_AFTER)
+        {
+            reported = true;
+            on_stuck(&message);
+        }
+        if store::is_transient(&status) {
+            tracing::debug!(job = %op.name(), error = %message, "retrying a store write");
+        } else {
+            tracing::error!(job = %op.name(), error = %message, "failed to write job bookkeeping; retrying");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(store::backoff(attempt).min(std::time::Duration::from_secs(5))) => {}
+            () = shutdown.cancelled() => return,
+        }
+        attempt += 1;
     }
 }

@@ -22,8 +22,8 @@ pub const DEFAULT_MIN_LEASE_TTL: i64 = 2;
 /// (etcd `defaultExpiredleaseRetryInterval`).
 pub const EXPIRED_RETRY_MS: u64 = 3_000;
 
-/// LeaseGrant. `id` 0 lets the engine choose (deterministically); `now_ms` is the proposer's
-/// clock, used only by the primary lessor to start the expiry timer.
+/// LeaseGrant. `id` 0 lets the engine choose (deterministically); `now_ms` starts the expiry
+/// timer: the replicated machine overwrites it with the applying member's own clock.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseGrantRequest {
     pub id: LeaseId,

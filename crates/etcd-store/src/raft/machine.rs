@@ -133,7 +133,13 @@ impl Machine {
     }
 
     /// Applies one command and publishes its events (the caller holds the write lock).
-    fn apply_one(&self, store: &mut Store, cmd: crate::mvcc::Command) -> Outcome {
+    fn apply_one(&self, store: &mut Store, mut cmd: crate::mvcc::Command) -> Outcome {
+        // Lease deadlines run on each member's own per-process clock (the primary acts on
+        // them); the proposer's stamp comes from another process's epoch, so a grant's timer
+        // starts at apply time here, as etcd's lessor does.
+        if let crate::mvcc::Command::LeaseGrant(grant) = &mut cmd {
+            grant.now_ms = crate::clock::now_ms();
+        }
         let applied = store.apply(cmd);
         if !applied.events.is_empty() {
             let _ = self.shared.feed.send(Feed::Events {

@@ -152,6 +152,11 @@ impl Maintenance for MaintenanceService {
         match self.write(Command::Defragment).await? {
             // etcd v3.5 answers Defragment without a header.
             Response::Defragment { .. } => {
+                self.shared
+                    .node
+                    .defragment_on_disk()
+                    .await
+                    .map_err(|e| Status::unknown(format!("etcdserver: defragment: {e}")))?;
                 Ok(GrpcResponse::new(DefragmentResponse { header: None }))
             }
             _ => Err(unexpected()),
