@@ -19,12 +19,22 @@ use std::{
 /// How often the pollers below retry.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Returns a loopback port that was free when asked (the OS picks it).
+/// Returns a loopback port that was free when asked (the OS picks it), never one this process
+/// was given before: the kernel may hand a just-closed ephemeral port out again at once, and
+/// two listeners of one test must not get the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding an ephemeral loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process of one of our binaries; killed (SIGKILL) on drop if still running.
