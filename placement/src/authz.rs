@@ -14,12 +14,7 @@ impl Caller {
     /// Parses a SPIFFE ID path (`/ns/<ns>/<app>`, extra segments allowed). `None` when it does
     /// not name a namespace and an app.
     pub fn from_spiffe_path(path: &str) -> Option<Self> {
-        let mut parts = path.split('/');
-        if parts.next() != Some("") || parts.next() != Some("ns") {
-            return None;
-        }
-        let namespace = parts.next().filter(|s| !s.is_empty())?;
-        let app_id = parts.next().filter(|s| !s.is_empty())?;
+        let (namespace, app_id) = dapr_security::workload_of_path(path)?;
         Some(Self {
             namespace: namespace.to_owned(),
             app_id: app_id.to_owned(),

@@ -85,43 +85,39 @@ impl SchedulerService {
 /// The caller's identity under mTLS: `spiffe://<td>/ns/<namespace>/<app-id>`.
 fn caller<T>(request: &Request<T>) -> Option<(String, String)> {
     let id = dapr_security::net::peer_info(request)?.peer_id.as_ref()?;
-    let mut parts = id.path().split('/');
-    if parts.next() != Some("") || parts.next() != Some("ns") {
-        return None;
-    }
-    let namespace = parts.next().filter(|s| !s.is_empty())?;
-    let app_id = parts.next().filter(|s| !s.is_empty())?;
+    let (namespace, app_id) = id.namespace_and_app()?;
     Some((namespace.to_owned(), app_id.to_owned()))
 }
 
 impl Inner {
-    /// Spec §6.2.
-    fn authorize<T>(
+    /// Spec §6.2, for a caller whose SPIFFE identity is `identity` (read only under mTLS).
+    fn authorize(
         &self,
-        request: &Request<T>,
+        identity: impl FnOnce() -> Option<(String, String)>,
         namespace: &str,
         app_id: &str,
     ) -> Result<(), Status> {
-        if namespace.is_empty() || app_id.is_empty() {
+        let denied = |status: Status| {
             self.metrics.sidecar_error(SidecarError::AuthFailed);
-            return Err(Status::invalid_argument(
+            Err(status)
+        };
+        if namespace.is_empty() || app_id.is_empty() {
+            return denied(Status::invalid_argument(
                 "missing namespace or appID in request",
             ));
         }
         if !self.mtls {
             return Ok(());
         }
-        let Some((ns, app)) = caller(request) else {
-            self.metrics.sidecar_error(SidecarError::AuthFailed);
-            return Err(Status::unauthenticated(
+        match identity() {
+            None => denied(Status::unauthenticated(
                 "failed to get identity from context",
-            ));
-        };
-        if ns != namespace || app != app_id {
-            self.metrics.sidecar_error(SidecarError::AuthFailed);
-            return Err(Status::permission_denied("identity does not match request"));
+            )),
+            Some((ns, app)) if ns != namespace || app != app_id => {
+                denied(Status::permission_denied("identity does not match request"))
+            }
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn authorize_metadata<T>(
@@ -130,7 +126,7 @@ impl Inner {
         metadata: Option<&JobMetadata>,
     ) -> Result<(), Status> {
         let (ns, app) = metadata.map_or(("", ""), |m| (m.namespace.as_str(), m.app_id.as_str()));
-        self.authorize(request, ns, app)
+        self.authorize(|| caller(request), ns, app)
     }
 }
 
@@ -170,20 +166,6 @@ fn etcd_error(status: Status) -> Status {
     Status::unknown(status.message().to_owned())
 }
 
-/// A fresh partition id.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 #[tonic::async_trait]
 impl Scheduler for SchedulerService {
     async fn schedule_job(
@@ -205,7 +187,7 @@ impl Scheduler for SchedulerService {
         let stored = (|| {
             validate_job_name(&composed).map_err(|e| Status::unknown(e.to_string()))?;
             let job = job_from_wire(job.unwrap_or_default(), &metadata);
-            parse_job(job, Utc::now(), random_u64())
+            parse_job(job, Utc::now(), crate::leadership::rand_u64())
                 .map_err(|e| Status::unknown(e.validation_message()))
         })();
         let stored = match stored {
@@ -301,7 +283,7 @@ impl Scheduler for SchedulerService {
                 "initial request is required on stream connection",
             ));
         };
-        authorize_stream(&inner, identity, &initial)?;
+        inner.authorize(|| identity, &initial.namespace, &initial.app_id)?;
         let info = stream_info(&initial)?;
         let prefixes = info.prefixes();
         if prefixes.is_empty() {
@@ -439,10 +421,7 @@ impl Scheduler for SchedulerService {
             metadata,
             id_prefix_match,
         } = request.into_inner();
-        let metadata = metadata.unwrap_or_default();
-        let prefix = target(&metadata)
-            .map_err(|e| Status::unknown(format!("failed to parse metadata: {}", e.message())))?
-            .range_prefix(id_prefix_match.unwrap_or(false));
+        let prefix = delete_range(metadata, id_prefix_match.unwrap_or(false))?;
         delete_prefix(inner, &prefix).await?;
         Ok(Response::new(DeleteByMetadataResponse {}))
     }
@@ -458,14 +437,19 @@ impl Scheduler for SchedulerService {
             name_prefix,
             metadata,
         } = request.into_inner();
-        let metadata = metadata.unwrap_or_default();
-        let mut prefix = target(&metadata)
-            .map_err(|e| Status::unknown(format!("failed to parse metadata: {}", e.message())))?
-            .range_prefix(false);
+        let mut prefix = delete_range(metadata, false)?;
         prefix.push_str(&name_prefix);
         delete_prefix(inner, &prefix).await?;
         Ok(Response::new(DeleteByNamePrefixResponse {}))
     }
+}
+
+/// The prefix the two Delete* RPCs range over (their metadata errors are wrapped).
+fn delete_range(metadata: Option<JobMetadata>, as_prefix: bool) -> Result<String, Status> {
+    let metadata = metadata.unwrap_or_default();
+    let target = target(&metadata)
+        .map_err(|e| Status::unknown(format!("failed to parse metadata: {}", e.message())))?;
+    Ok(target.range_prefix(as_prefix))
 }
 
 async fn delete_prefix(inner: &Inner, prefix: &str) -> Result<(), Status> {
@@ -477,35 +461,6 @@ async fn delete_prefix(inner: &Inner, prefix: &str) -> Result<(), Status> {
         .map_err(etcd_error)?;
     inner.metrics.bulk_deleted();
     Ok(())
-}
-
-fn authorize_stream(
-    inner: &Inner,
-    identity: Option<(String, String)>,
-    initial: &WatchJobsRequestInitial,
-) -> Result<(), Status> {
-    if initial.namespace.is_empty() || initial.app_id.is_empty() {
-        inner.metrics.sidecar_error(SidecarError::AuthFailed);
-        return Err(Status::invalid_argument(
-            "missing namespace or appID in request",
-        ));
-    }
-    if !inner.mtls {
-        return Ok(());
-    }
-    match identity {
-        None => {
-            inner.metrics.sidecar_error(SidecarError::AuthFailed);
-            Err(Status::unauthenticated(
-                "failed to get identity from context",
-            ))
-        }
-        Some((ns, app)) if ns != initial.namespace || app != initial.app_id => {
-            inner.metrics.sidecar_error(SidecarError::AuthFailed);
-            Err(Status::permission_denied("identity does not match request"))
-        }
-        Some(_) => Ok(()),
-    }
 }
 
 fn stream_info(initial: &WatchJobsRequestInitial) -> Result<StreamInfo, Status> {

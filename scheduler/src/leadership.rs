@@ -367,10 +367,13 @@ fn prefix_range(keys_only: bool) -> RangeRequest {
     }
 }
 
-/// A random id per incarnation (no RNG crate: hash the time and the process id).
-fn rand_u64() -> u64 {
+/// A random u64 (leadership uids, job partition ids); no RNG crate: a randomly keyed hash of
+/// a process-wide counter and the time.
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     h.write_u128(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -36,7 +36,7 @@ pub use anchors::{AnchorsError, AnchorsSource, TrustAnchors};
 pub use csr::KeyKind;
 pub use pem::{Certificate, KeyAlgorithm, PemError, PrivateKey};
 pub use provider::{Provider, ProviderError, ProviderOptions, Security};
-pub use spiffe::{SpiffeError, SpiffeId, TrustDomain};
+pub use spiffe::{SpiffeError, SpiffeId, TrustDomain, workload_of_path};
 pub use svid::Svid;
 pub use verify::{VerifyError, peer_spiffe_id, verify_svid};
 

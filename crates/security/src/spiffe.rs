@@ -128,6 +128,23 @@ impl SpiffeId {
     pub fn path(&self) -> &str {
         &self.path
     }
+
+    /// The namespace and app id of a Dapr workload id (`/ns/<namespace>/<app-id>[/...]`).
+    pub fn namespace_and_app(&self) -> Option<(&str, &str)> {
+        workload_of_path(&self.path)
+    }
+}
+
+/// The namespace and app id named by a SPIFFE path `/ns/<namespace>/<app-id>[/...]` (extra
+/// segments allowed), or `None` when it names no namespace and app.
+pub fn workload_of_path(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.split('/');
+    if parts.next() != Some("") || parts.next() != Some("ns") {
+        return None;
+    }
+    let namespace = parts.next().filter(|s| !s.is_empty())?;
+    let app_id = parts.next().filter(|s| !s.is_empty())?;
+    Some((namespace, app_id))
 }
 
 impl fmt::Display for SpiffeId {

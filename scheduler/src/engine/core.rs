@@ -84,10 +84,6 @@ impl Handle {
         let _ = ready.wait_for(|r| *r).await;
     }
 
-    pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
     /// Waits until the engine has stopped after shutdown and its last writes are made.
     pub async fn stopped(&self) {
         let mut stopped = self.stopped.clone();

@@ -33,6 +33,32 @@ impl StreamInfo {
     }
 }
 
+type Index = HashMap<String, HashMap<String, RoundRobin>>;
+
+fn entry<'a>(index: &'a mut Index, namespace: &str, key: &str) -> &'a mut RoundRobin {
+    index
+        .entry(namespace.to_owned())
+        .or_default()
+        .entry(key.to_owned())
+        .or_default()
+}
+
+/// Takes stream `id` out of `index[namespace][key]`, dropping emptied entries.
+fn unlist(index: &mut Index, namespace: &str, key: &str, id: u64) {
+    let Some(keys) = index.get_mut(namespace) else {
+        return;
+    };
+    if let Some(rr) = keys.get_mut(key) {
+        rr.streams.retain(|s| *s != id);
+        if rr.streams.is_empty() {
+            keys.remove(key);
+        }
+    }
+    if keys.is_empty() {
+        index.remove(namespace);
+    }
+}
+
 #[derive(Debug, Default)]
 struct RoundRobin {
     streams: Vec<u64>,
@@ -54,8 +80,10 @@ impl RoundRobin {
 #[derive(Debug)]
 pub struct Router<H> {
     streams: HashMap<u64, (StreamInfo, H)>,
-    apps: HashMap<(String, String), RoundRobin>,
-    actors: HashMap<(String, String), RoundRobin>,
+    /// namespace → app id → streams taking its jobs (nested so a trigger's lookup borrows).
+    apps: Index,
+    /// namespace → actor type → streams hosting it.
+    actors: Index,
     prefixes: HashMap<String, usize>,
 }
 
@@ -86,17 +114,12 @@ impl<H> Router<H> {
     /// Registers a stream; returns the prefixes that became deliverable with it.
     pub fn add(&mut self, id: u64, info: StreamInfo, handle: H) -> Vec<String> {
         if info.accepts_jobs {
-            self.apps
-                .entry((info.namespace.clone(), info.app_id.clone()))
-                .or_default()
+            entry(&mut self.apps, &info.namespace, &info.app_id)
                 .streams
                 .push(id);
         }
         for t in &info.actor_types {
-            let rr = self
-                .actors
-                .entry((info.namespace.clone(), t.clone()))
-                .or_default();
+            let rr = entry(&mut self.actors, &info.namespace, t);
             if !rr.streams.contains(&id) {
                 rr.streams.push(id);
             }
@@ -116,22 +139,11 @@ impl<H> Router<H> {
     /// Deregisters a stream (once; later calls return `None`).
     pub fn remove(&mut self, id: u64) -> Option<(StreamInfo, H)> {
         let (info, handle) = self.streams.remove(&id)?;
-        let drop_from = |map: &mut HashMap<(String, String), RoundRobin>, key: (String, String)| {
-            if let Some(rr) = map.get_mut(&key) {
-                rr.streams.retain(|s| *s != id);
-                if rr.streams.is_empty() {
-                    map.remove(&key);
-                }
-            }
-        };
         if info.accepts_jobs {
-            drop_from(
-                &mut self.apps,
-                (info.namespace.clone(), info.app_id.clone()),
-            );
+            unlist(&mut self.apps, &info.namespace, &info.app_id, id);
         }
         for t in &info.actor_types {
-            drop_from(&mut self.actors, (info.namespace.clone(), t.clone()));
+            unlist(&mut self.actors, &info.namespace, t, id);
         }
         for prefix in info.prefixes() {
             if let Some(count) = self.prefixes.get_mut(&prefix) {
@@ -146,33 +158,20 @@ impl<H> Router<H> {
 
     /// The next stream (round robin) for a trigger on `route`.
     pub fn pick(&mut self, route: &Route) -> Option<(u64, &H)> {
-        let id = match route {
-            Route::App { namespace, app_id } => self
-                .apps
-                .get_mut(&(namespace.clone(), app_id.clone()))?
-                .pick()?,
+        let (index, namespace, key) = match route {
+            Route::App { namespace, app_id } => (&mut self.apps, namespace, app_id),
             Route::Actor {
                 namespace,
                 actor_type,
-            } => self
-                .actors
-                .get_mut(&(namespace.clone(), actor_type.clone()))?
-                .pick()?,
+            } => (&mut self.actors, namespace, actor_type),
         };
+        let id = index.get_mut(namespace)?.get_mut(key)?.pick()?;
         self.streams.get(&id).map(|(_, h)| (id, h))
     }
 
     /// Whether some connected stream takes the job with composed `name`.
     pub fn deliverable(&self, name: &str) -> bool {
         self.prefixes.keys().any(|p| name.starts_with(p.as_str()))
-    }
-
-    pub fn get(&self, id: u64) -> Option<&(StreamInfo, H)> {
-        self.streams.get(&id)
-    }
-
-    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.streams.keys().copied()
     }
 }
 
