@@ -371,7 +371,13 @@ impl Node {
 
     /// The current Raft term (cheaper than [`Node::raft_status`]; every response header has it).
     pub fn raft_term(&self) -> u64 {
-        self.inner.raft.metrics().borrow().current_term
+        self.inner
+            .raft
+            .server_metrics()
+            .borrow()
+            .vote
+            .leader_id()
+            .get_term()
     }
 
     /// Replicates a write and returns what applying it gave. Puts over the space quota raise the
@@ -467,14 +473,21 @@ impl Node {
     async fn propose(&self, cmd: Proposal) -> Result<Reply, NodeError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let leader = match self.inner.raft.client_write(cmd.clone()).await {
-                Ok(response) => return Ok(response.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
-                    leader_id,
-                    ..
-                }))) => leader_id,
-                Err(RaftError::APIError(e)) => return Err(NodeError::Internal(e.to_string())),
-                Err(RaftError::Fatal(_)) => return Err(NodeError::Stopped),
+            // A follower that knows the leader forwards straight away instead of first having
+            // its own Raft core refuse the write.
+            let known = self.inner.raft.server_metrics().borrow().current_leader;
+            let leader = match known {
+                Some(leader) if leader != self.inner.id => Some(leader),
+                _ => match self.inner.raft.client_write(cmd.clone()).await {
+                    Ok(response) => return Ok(response.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(
+                        ForwardToLeader { leader_id, .. },
+                    ))) => leader_id,
+                    Err(RaftError::APIError(e)) => {
+                        return Err(NodeError::Internal(e.to_string()));
+                    }
+                    Err(RaftError::Fatal(_)) => return Err(NodeError::Stopped),
+                },
             };
             if let Some(leader) = leader {
                 match self
@@ -506,7 +519,7 @@ impl Node {
     }
 
     async fn wait_for_leader(&self, deadline: tokio::time::Instant) {
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = self.inner.raft.server_metrics();
         let _ = tokio::time::timeout_at(deadline, async {
             loop {
                 if metrics.borrow_and_update().current_leader.is_some() {
@@ -589,7 +602,7 @@ impl Node {
     async fn call_leader(&self, request: PeerRequest) -> Result<PeerResponse, NodeError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let leader = self.inner.raft.metrics().borrow().current_leader;
+            let leader = self.inner.raft.server_metrics().borrow().current_leader;
             match leader {
                 Some(leader) if leader != self.inner.id => {
                     return self
@@ -609,9 +622,11 @@ impl Node {
         }
     }
 
-    /// Promotes/demotes the lease clock as leadership comes and goes.
+    /// Promotes/demotes the lease clock as leadership comes and goes. It follows the server
+    /// metrics, which change with the state and the leader only (the full metrics change several
+    /// times per write).
     async fn leadership_loop(self, shutdown: CancellationToken) {
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = self.inner.raft.server_metrics();
         loop {
             let leading = {
                 let m = metrics.borrow_and_update();

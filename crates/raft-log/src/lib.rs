@@ -252,16 +252,17 @@ where
     }
 }
 
+/// One record, serialized in place behind room for its length and checksum.
 fn encode<T: Serialize>(kind: u8, value: &T) -> io::Result<Vec<u8>> {
-    let mut body = vec![kind];
-    let payload = postcard::to_allocvec(value).map_err(io::Error::other)?;
-    body.extend_from_slice(&payload);
-    let len =
-        u32::try_from(body.len()).map_err(|_| io::Error::other("raft log record too large"))?;
-    let mut record = Vec::with_capacity(body.len() + 8);
-    record.extend_from_slice(&len.to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    record.extend_from_slice(&body);
+    let mut record = Vec::with_capacity(256);
+    record.extend_from_slice(&[0; 8]);
+    record.push(kind);
+    let mut record = postcard::to_extend(value, record).map_err(io::Error::other)?;
+    let len = u32::try_from(record.len() - 8)
+        .map_err(|_| io::Error::other("raft log record too large"))?;
+    let crc = crc32fast::hash(&record[8..]);
+    record[..4].copy_from_slice(&len.to_le_bytes());
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(record)
 }
 

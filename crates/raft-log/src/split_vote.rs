@@ -27,11 +27,12 @@ pub async fn restand_after_split_votes<C: RaftTypeConfig>(
     raft: Raft<C>,
     shutdown: CancellationToken,
 ) {
-    let mut metrics = raft.metrics();
+    // The server metrics change with the state and the vote only, not with every log write.
+    let mut metrics = raft.server_metrics();
     loop {
         let candidacy = {
             let m = metrics.borrow_and_update();
-            (m.state == ServerState::Candidate).then_some(m.current_term)
+            (m.state == ServerState::Candidate).then_some(m.vote.leader_id().get_term())
         };
         if let Some(term) = candidacy {
             tokio::select! {
@@ -40,7 +41,7 @@ pub async fn restand_after_split_votes<C: RaftTypeConfig>(
             }
             let still = {
                 let m = metrics.borrow_and_update();
-                m.state == ServerState::Candidate && m.current_term == term
+                m.state == ServerState::Candidate && m.vote.leader_id().get_term() == term
             };
             if still {
                 tracing::info!(term, "no leader after a vote; standing again");

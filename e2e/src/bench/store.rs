@@ -3,7 +3,9 @@
 //!
 //! Connection model: `--conns-per-endpoint` HTTP/2 connections to every endpoint, all opened
 //! before any clock starts; every request takes the next connection round-robin, the way etcd's
-//! clientv3 balances RPCs over its endpoints. A worker has one request in flight at a time, so
+//! clientv3 balances RPCs over its endpoints. KV calls go straight over `h2` ([`H2Channel`]) on
+//! the binary's current-thread runtime, so the generator's own CPU cost (which shares the
+//! machine with the server under test) stays small and the same for every server. A worker has one request in flight at a time, so
 //! concurrency = workers. Writes to a follower are forwarded to the leader by the server (both
 //! etcd and ours), so a cluster run measures what a clientv3 user with all endpoints would see.
 //!
@@ -22,14 +24,15 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use dapr_proto::etcd::etcdserverpb::{
-    Compare, PutRequest, RangeRequest, RequestOp, StatusRequest, TxnRequest, compare,
-    kv_client::KvClient, maintenance_client::MaintenanceClient, request_op, response_op,
+    Compare, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, StatusRequest,
+    TxnRequest, TxnResponse, compare, maintenance_client::MaintenanceClient, request_op,
+    response_op,
 };
 use serde::Serialize;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use super::stats::LevelSummary;
+use super::{h2grpc::H2Channel, stats::LevelSummary};
 
 /// Upper bounds so a typo cannot turn a benchmark into a soak test.
 const MAX_CONCURRENCY: usize = 512;
@@ -38,6 +41,10 @@ const MAX_REQUESTS: u64 = 5_000_000;
 const MAX_VALUE_SIZE: usize = 1 << 20;
 /// A request slower than this counts as an error instead of stalling its worker.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The KV methods called.
+const PUT: &str = "/etcdserverpb.KV/Put";
+const RANGE: &str = "/etcdserverpb.KV/Range";
+const TXN: &str = "/etcdserverpb.KV/Txn";
 /// Prefix of every key written; `range` reads `<PREFIX>range/`.
 const PREFIX: &str = "bench/";
 
@@ -275,7 +282,7 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
 
 /// What workers share: the connection pool, its cursor and the value written.
 struct Target {
-    pool: Vec<KvClient<Channel>>,
+    pool: Vec<H2Channel>,
     next: AtomicUsize,
     value: Vec<u8>,
     range_keys: usize,
@@ -287,7 +294,7 @@ impl Target {
         // Interleaved (e1, e2, e3, e1, ...), so consecutive requests go to different members.
         for _ in 0..args.conns_per_endpoint {
             for url in &args.endpoints {
-                pool.push(KvClient::new(channel(url).await?));
+                pool.push(H2Channel::connect(url, REQUEST_TIMEOUT).await?);
             }
         }
         Ok(Self {
@@ -298,9 +305,9 @@ impl Target {
         })
     }
 
-    fn client(&self) -> KvClient<Channel> {
+    fn client(&self) -> &H2Channel {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        self.pool[i].clone()
+        &self.pool[i]
     }
 
     /// Retries one put on every connection until all succeed (a cluster may still be electing).
@@ -336,74 +343,62 @@ impl Target {
 
     /// One put; returns the store revision it was written at.
     async fn put(&self, key: Vec<u8>) -> Result<i64, tonic::Status> {
-        let response = self
-            .client()
-            .put(PutRequest {
-                key,
-                value: self.value.clone(),
-                ..PutRequest::default()
-            })
-            .await?
-            .into_inner();
+        let request = PutRequest {
+            key,
+            value: self.value.clone(),
+            ..PutRequest::default()
+        };
+        let response: PutResponse = self.client().unary(PUT, &request).await?;
         Ok(response.header.map_or(0, |h| h.revision))
     }
 
     async fn get(&self, key: Vec<u8>) -> Result<usize, tonic::Status> {
-        let response = self
-            .client()
-            .range(RangeRequest {
-                key,
-                ..RangeRequest::default()
-            })
-            .await?
-            .into_inner();
+        let request = RangeRequest {
+            key,
+            ..RangeRequest::default()
+        };
+        let response: RangeResponse = self.client().unary(RANGE, &request).await?;
         Ok(response.kvs.len())
     }
 
     async fn prefix_range(&self) -> Result<usize, tonic::Status> {
         let key = format!("{PREFIX}range/").into_bytes();
         let range_end = prefix_end(&key);
-        let response = self
-            .client()
-            .range(RangeRequest {
-                key,
-                range_end,
-                ..RangeRequest::default()
-            })
-            .await?
-            .into_inner();
+        let request = RangeRequest {
+            key,
+            range_end,
+            ..RangeRequest::default()
+        };
+        let response: RangeResponse = self.client().unary(RANGE, &request).await?;
         Ok(response.kvs.len())
     }
 
     /// `If mod_revision(key) == revision Then put(key) Else range(key)`; returns whether the
     /// compare held and the key's mod revision afterwards.
     async fn txn(&self, key: Vec<u8>, revision: i64) -> Result<(bool, i64), tonic::Status> {
-        let response = self
-            .client()
-            .txn(TxnRequest {
-                compare: vec![Compare {
-                    result: compare::CompareResult::Equal as i32,
-                    target: compare::CompareTarget::Mod as i32,
+        let request = TxnRequest {
+            compare: vec![Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Mod as i32,
+                key: key.clone(),
+                range_end: Vec::new(),
+                target_union: Some(compare::TargetUnion::ModRevision(revision)),
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
                     key: key.clone(),
-                    range_end: Vec::new(),
-                    target_union: Some(compare::TargetUnion::ModRevision(revision)),
-                }],
-                success: vec![RequestOp {
-                    request: Some(request_op::Request::RequestPut(PutRequest {
-                        key: key.clone(),
-                        value: self.value.clone(),
-                        ..PutRequest::default()
-                    })),
-                }],
-                failure: vec![RequestOp {
-                    request: Some(request_op::Request::RequestRange(RangeRequest {
-                        key,
-                        ..RangeRequest::default()
-                    })),
-                }],
-            })
-            .await?
-            .into_inner();
+                    value: self.value.clone(),
+                    ..PutRequest::default()
+                })),
+            }],
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key,
+                    ..RangeRequest::default()
+                })),
+            }],
+        };
+        let response: TxnResponse = self.client().unary(TXN, &request).await?;
         if response.succeeded {
             // The put's mod revision is the revision the txn was applied at.
             return Ok((true, response.header.map_or(0, |h| h.revision)));

@@ -3,7 +3,12 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    e2e::bench::store::Args::parse().run().await
+/// A current-thread runtime: the requests one batch of responses unblocks are all queued before
+/// a connection task runs, so they leave in one write (see `e2e::bench::h2grpc`).
+fn main() -> anyhow::Result<()> {
+    let args = e2e::bench::store::Args::parse();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(args.run())
 }

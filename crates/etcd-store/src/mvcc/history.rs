@@ -4,6 +4,7 @@
 //! generation (etcd's `generation`), so the next put starts again at version 1 with a new
 //! create_revision.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::types::{KeyValue, LeaseId, Revision};
@@ -15,7 +16,7 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PutData {
-    pub value: Vec<u8>,
+    pub value: Bytes,
     pub create: Revision,
     pub version: i64,
     pub lease: LeaseId,

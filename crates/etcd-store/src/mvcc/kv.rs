@@ -133,7 +133,7 @@ impl KvState {
         }
         if req.keys_only {
             for kv in &mut kvs {
-                kv.value = Vec::new();
+                kv.value = bytes::Bytes::new();
             }
         }
         Ok(RangeResponse {

@@ -210,7 +210,7 @@ fn compare_holds(kv: &KvState, rev: Revision, c: &Compare) -> bool {
 
 fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     let ord = match &c.target {
-        CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
+        CompareTarget::Value(v) => kv.value[..].cmp(v.as_slice()),
         CompareTarget::Create(r) => kv.create_revision.cmp(r),
         CompareTarget::Mod(r) => kv.mod_revision.cmp(r),
         CompareTarget::Version(v) => kv.version.cmp(v),

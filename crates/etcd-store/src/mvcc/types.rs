@@ -3,6 +3,7 @@
 //! Field meanings follow `api/v3/etcdserverpb/rpc.proto` and `api/v3/mvccpb/kv.proto` (v3.5.30).
 //! Every response carries `revision`: what etcd puts into `ResponseHeader.revision`.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A store revision (etcd's int64 main revision).
@@ -20,7 +21,8 @@ pub struct KeyValue {
     pub mod_revision: Revision,
     /// Number of modifications since creation; a delete resets it to 0.
     pub version: i64,
-    pub value: Vec<u8>,
+    /// Shared with the stored revision (watch events and reads copy nothing).
+    pub value: Bytes,
     /// Attached lease, 0 for none.
     pub lease: LeaseId,
 }
@@ -108,7 +110,8 @@ pub struct RangeResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
     pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    /// Shared, not copied, by the Raft log entry and the stored revision.
+    pub value: Bytes,
     pub lease: LeaseId,
     pub prev_kv: bool,
     /// Keep the current value (the key must exist; `value` must be empty).
@@ -121,7 +124,7 @@ impl PutRequest {
     pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Self {
             key: key.into(),
-            value: value.into(),
+            value: Bytes::from(value.into()),
             ..Self::default()
         }
     }

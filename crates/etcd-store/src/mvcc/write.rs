@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::error::Error;
-use super::history::{PutData, RevEntry};
+use super::history::{KeyHistory, PutData, RevEntry};
 use super::keys::KeyRange;
 use super::kv::KvState;
 use super::types::{
@@ -67,12 +67,15 @@ impl<'a> WriteTxn<'a> {
             put,
         };
         self.kv.in_use = self.kv.in_use.saturating_add(entry.size(key.len()));
-        self.kv
-            .keys
-            .entry(key.to_vec())
-            .or_default()
-            .revs
-            .push(entry);
+        match self.kv.keys.get_mut(key) {
+            Some(history) => history.revs.push(entry),
+            // Most keys never get a second revision: room for exactly one.
+            None => {
+                self.kv
+                    .keys
+                    .insert(key.to_vec(), KeyHistory { revs: vec![entry] });
+            }
+        }
         self.changes.push(key.to_vec());
     }
 

@@ -55,7 +55,7 @@ pub fn range_request(r: pb::RangeRequest) -> RangeRequest {
 pub fn put_request(r: pb::PutRequest) -> PutRequest {
     PutRequest {
         key: r.key,
-        value: r.value,
+        value: r.value.into(),
         lease: r.lease,
         prev_kv: r.prev_kv,
         ignore_value: r.ignore_value,
@@ -215,7 +215,7 @@ pub fn kv(kv: KeyValue) -> mvccpb::KeyValue {
         create_revision: kv.create_revision,
         mod_revision: kv.mod_revision,
         version: kv.version,
-        value: kv.value,
+        value: kv.value.to_vec(),
         lease: kv.lease,
     }
 }

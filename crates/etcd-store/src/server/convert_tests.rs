@@ -288,7 +288,7 @@ fn an_event_keeps_prev_kv_only_when_asked() {
         },
         prev_kv: Some(KeyValue {
             key: b"k".to_vec(),
-            value: b"old".to_vec(),
+            value: b"old".to_vec().into(),
             mod_revision: 3,
             create_revision: 3,
             version: 1,

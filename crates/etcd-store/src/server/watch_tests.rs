@@ -9,7 +9,7 @@ fn put(key: &str, revision: Revision, value_len: usize) -> Event {
             mod_revision: revision,
             create_revision: revision,
             version: 1,
-            value: vec![b'x'; value_len],
+            value: vec![b'x'; value_len].into(),
             lease: 0,
         },
         prev_kv: None,

@@ -212,7 +212,7 @@ fn reads_at_past_revisions_see_the_old_state_with_the_current_header() {
     let mut r = RangeRequest::key("a");
     r.revision = 2;
     let resp = s.range(&r).unwrap();
-    assert_eq!((resp.kvs[0].value.clone(), resp.revision), (b("1"), 4));
+    assert_eq!((resp.kvs[0].value.to_vec(), resp.revision), (b("1"), 4));
     r.revision = 3;
     assert_eq!(s.range(&r).unwrap().kvs[0].version, 2);
     r.revision = 4;
@@ -318,7 +318,7 @@ fn ignore_value_and_ignore_lease_need_an_existing_key() {
     assert_eq!(get(&s, "a").unwrap().version, 2);
     let bad = PutRequest {
         key: b("a"),
-        value: b("x"),
+        value: b("x").into(),
         ignore_value: true,
         ..Default::default()
     };

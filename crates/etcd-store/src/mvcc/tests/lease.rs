@@ -6,7 +6,7 @@ use crate::mvcc::*;
 fn put_with_lease(s: &mut Store, k: &str, lease: LeaseId) -> Result<Response, Error> {
     s.apply(Command::Put(PutRequest {
         key: b(k),
-        value: b("v"),
+        value: b("v").into(),
         lease,
         ..Default::default()
     }))
@@ -120,7 +120,7 @@ fn overwriting_or_deleting_a_key_detaches_it_from_its_lease() {
     // ignore_lease keeps the attachment.
     s.apply(Command::Put(PutRequest {
         key: b("a"),
-        value: b("x"),
+        value: b("x").into(),
         ignore_lease: true,
         ..Default::default()
     }));
@@ -236,7 +236,7 @@ fn expiry_then_revoke_is_the_leaders_job() {
     let id = grant(&mut s, 0, 20, 0).unwrap().id;
     s.apply(Command::Put(PutRequest {
         key: b("dapr/leadership/0"),
-        value: b("x"),
+        value: b("x").into(),
         lease: id,
         ..Default::default()
     }));

@@ -58,7 +58,7 @@ impl Model {
             SortTarget::Version => (vec![], kv.version),
             SortTarget::Create => (vec![], kv.create_revision),
             SortTarget::Mod => (vec![], kv.mod_revision),
-            SortTarget::Value => (kv.value.clone(), 0),
+            SortTarget::Value => (kv.value.to_vec(), 0),
         };
         match req.sort_order {
             SortOrder::Ascend => kvs.sort_by_key(key),
@@ -91,7 +91,7 @@ impl Model {
         let zero = KeyValue::default();
         let test = |kv: &KeyValue| {
             let ord = match &c.target {
-                CompareTarget::Value(v) => kv.value.cmp(v),
+                CompareTarget::Value(v) => kv.value[..].cmp(v.as_slice()),
                 CompareTarget::Version(v) => kv.version.cmp(v),
                 CompareTarget::Create(v) => kv.create_revision.cmp(v),
                 CompareTarget::Mod(v) => kv.mod_revision.cmp(v),

@@ -9,7 +9,7 @@ fn busy_store() -> Store {
     grant(&mut s, 2, 30, 0).unwrap();
     s.apply(Command::Put(PutRequest {
         key: b("dapr/leadership/0"),
-        value: b("x"),
+        value: b("x").into(),
         lease: 1,
         ..Default::default()
     }));
