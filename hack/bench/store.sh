@@ -12,7 +12,11 @@
 # e2e/src/bench/store.rs). Then each member's peak RSS (VmHWM) is sampled and the members are
 # stopped with SIGTERM.
 #
-# Settings (env): CONFIGS=ours-1,etcd-1,ours-3,etcd-3  DURATION=5s  WARMUP=1s  CONCURRENCY=64
+# Every configuration runs REPEATS times, the configurations interleaved (ours-1, etcd-1, ...,
+# then again), and each figure reported is the median of its runs: on a shared 2-core VM single
+# runs of the same binary vary by +-15 %. The per-run req/s are kept in the JSON (`runs_rps`).
+#
+# Settings (env): CONFIGS=ours-1,etcd-1,ours-3,etcd-3  REPEATS=3  DURATION=5s  WARMUP=1s  CONCURRENCY=64
 #                 CONNS_PER_ENDPOINT=2  VALUE_SIZE=256  RANGE_KEYS=100  MAX_REQUESTS=1000000
 #                 UPSTREAM_ETCD=<path>   real etcd binary (default: hack/etcd/build.sh's)
 #                 OURS_ETCD=<path>       our binary (default: target/release/dapr-etcd)
@@ -22,6 +26,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 configs=${CONFIGS:-ours-1,etcd-1,ours-3,etcd-3}
+repeats=${REPEATS:-3}
 duration=${DURATION:-5s}
 warmup=${WARMUP:-1s}
 concurrency=${CONCURRENCY:-64}
@@ -139,9 +144,10 @@ start_members() {
   done
 }
 
-# run_one FLAVOR N: start N members, bench, sample RSS, stop. Writes $work/FLAVOR-N.json.
+# run_one FLAVOR N REP: start N members, bench, sample RSS, stop. Writes
+# $work/runs/FLAVOR-N.REP.json.
 run_one() {
-  local flavor=$1 n=$2 label="$1-$2" dir="$work/$1-$2"
+  local flavor=$1 n=$2 rep=$3 label="$1-$2" dir="$work/$1-$2"
   local i attempt started='' load_before load_after bin=$ours
   if [ "$flavor" = etcd ]; then bin=$etcd; fi
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -178,12 +184,35 @@ run_one() {
          loadavg_before: $load_before, loadavg_after: $load_after,
          rss: {peak_kb: $hwm, end_kb: $rss, idle_kb: $idle,
                peak_sum_kb: ($hwm | add), peak_max_kb: ($hwm | max), idle_sum_kb: ($idle | add)}}' \
-    "$dir/bench.json" >"$work/$label.json"
-  log "$label: done (load $load_after)"
+    "$dir/bench.json" >"$work/runs/$label.$rep.json"
+  log "$label: run $rep of $repeats done (load $load_after)"
 }
 
+mkdir -p "$work/runs"
+for rep in $(seq 1 "$repeats"); do
+  for config in ${configs//,/ }; do
+    run_one "${config%-*}" "${config##*-}" "$rep"
+  done
+done
+
+# One document per configuration: the first run's, with every phase figure and RSS figure
+# replaced by the median over the runs.
 for config in ${configs//,/ }; do
-  run_one "${config%-*}" "${config##*-}"
+  jq -s '
+    def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+      else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+    . as $runs | $runs[0] + {
+      repeats: ($runs | length),
+      phases: [$runs[0].phases[] | .phase as $p |
+        ([$runs[] | .phases[] | select(.phase == $p)]) as $same |
+        . + {rps: ($same | map(.rps) | median), p50_ms: ($same | map(.p50_ms) | median),
+             p99_ms: ($same | map(.p99_ms) | median), errors: ($same | map(.errors) | add),
+             runs_rps: ($same | map(.rps))}],
+      rss: ($runs[0].rss + {
+        peak_sum_kb: ($runs | map(.rss.peak_sum_kb) | median),
+        peak_max_kb: ($runs | map(.rss.peak_max_kb) | median),
+        idle_sum_kb: ($runs | map(.rss.idle_sum_kb) | median)})
+    }' "$work/runs/$config".*.json >"$work/$config.json"
 done
 
 mkdir -p "$(dirname "$out")"
@@ -229,6 +258,7 @@ jq -n --argjson cores "$(nproc)" --arg fs "$(df --output=fstype "$work" | tail -
 
 jq -r --arg v "$value_size" --arg d "$duration" --arg c "$conns" '"etcd v3 KV: ours (dapr-etcd) vs etcd \(.etcd_version), same client; \(.cores) cores; data dirs on \(.filesystem); \($v) B values, \($d) per phase, \($c) HTTP/2 connection(s) per endpoint"' "$out"
 jq -r '"durability: \(.durability)"' "$out"
+printf 'each figure: the median of %s run(s) per configuration, configurations interleaved\n' "$repeats"
 jq -r '.runs[] | "  \(.label): load avg before \(.loadavg_before), after \(.loadavg_after); leader \(.members | map(select(.is_leader)) | first | .endpoint // "?")"' "$out"
 printf '\n'
 jq -r --arg conc "$concurrency" --arg keys "$range_keys" '
@@ -272,5 +302,6 @@ jq -r --arg conc "$concurrency" --arg keys "$range_keys" '
      (if $row.phase == "errors" then "" else (ratio($o3; $e3) | f) end)] | @tsv)
 ' "$out" | column -t -s $'\t'
 printf '\nx = ours / etcd: above 1 is better for req/s, below 1 is better for latency and RSS.\n'
+jq -r '.runs[] | .label as $l | .phases[] | select(.phase == "put-concurrent" or .phase == "txn") | "\($l) \(.phase) req/s per run: \(.runs_rps | map(round) | join(", "))"' "$out"
 jq -r '.runs[] | .label as $l | .phases[] | select(.first_error != null) | "\($l) \(.phase): \(.errors) errors, first: \(.first_error)"' "$out"
 log "results: $out"

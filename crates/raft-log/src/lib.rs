@@ -8,6 +8,10 @@
 //! - One writer thread owns the files. It drains every queued request, writes them all, then
 //!   calls `fdatasync` once and only then acknowledges the appends and votes that wanted
 //!   durability — concurrent client writes share one fsync (group commit).
+//! - Segments are zero-filled ahead of the write position (a chunk at a time, synced with the
+//!   records before them), so records overwrite blocks the file already has and `fdatasync`
+//!   flushes only data, not a new file size with every write (the trick PostgreSQL's WAL uses;
+//!   about half the sync time on ext4). Replay ends a segment at its first all-zero header.
 //! - The log is also kept in memory for reads; openraft purges it after snapshots, and segments
 //!   whose entries are all purged are deleted. Each new segment starts with a header carrying the
 //!   current vote, committed id and purge point, so older segments are never needed for them.
@@ -16,9 +20,10 @@ use std::{
     collections::BTreeMap,
     fmt::Debug,
     fs::{self, File, OpenOptions},
-    io::{self, BufWriter, Read, Write},
+    io::{self, BufWriter, Read, Seek, SeekFrom, Write},
     marker::PhantomData,
     ops::RangeBounds,
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
@@ -36,6 +41,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// A new segment is started once the current one is this large.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Zeros written ahead of the write position at most at once (less for tiny test segments).
+const ZERO_FILL_CHUNK: u64 = 4 << 20;
 
 /// Largest record accepted when reading (a corrupt length must not allocate gigabytes).
 const MAX_RECORD: u32 = 256 << 20;
@@ -152,11 +160,13 @@ where
         let mut segments = list_segments(&dir)?;
         let mut mem = Mem::<C>::default();
         let last = segments.len().checked_sub(1);
+        let mut end = 0;
         for (i, segment) in segments.iter_mut().enumerate() {
-            segment.max_index = replay(&segment.path, &mut mem, Some(i) == last)?;
+            (segment.max_index, end) = replay(&segment.path, &mut mem, Some(i) == last)?;
         }
         let syncs = Arc::new(AtomicU64::new(0));
-        let writer = Writer::<C>::start(dir, segments, segment_bytes, &mem, Arc::clone(&syncs))?;
+        let writer =
+            Writer::<C>::start(dir, segments, end, segment_bytes, &mem, Arc::clone(&syncs))?;
         let (tx, rx) = mpsc::channel();
         thread::Builder::new()
             .name("raft-wal".into())
@@ -460,9 +470,11 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> OpenError + '_ {
     }
 }
 
-/// Applies one segment's records to `mem`; returns the highest entry index it holds. A bad tail
-/// of the last segment is cut off.
-fn replay<C>(path: &Path, mem: &mut Mem<C>, last: bool) -> Result<Option<u64>, OpenError>
+/// Applies one segment's records to `mem`; returns the highest entry index it holds and where
+/// its records end. The zero-filled rest of a segment is its clean end; anything else that is
+/// not a whole record is a torn tail when it ends the last segment (cut off), corruption when
+/// it does not.
+fn replay<C>(path: &Path, mem: &mut Mem<C>, last: bool) -> Result<(Option<u64>, u64), OpenError>
 where
     C: RaftTypeConfig<Entry = Entry<C>>,
     Entry<C>: DeserializeOwned,
@@ -475,6 +487,9 @@ where
     let mut max_index = None;
     while offset < bytes.len() {
         let Some(body) = next_record(&bytes[offset..]) else {
+            if bytes[offset..].iter().all(|b| *b == 0) {
+                break;
+            }
             if last {
                 // A crash mid-write: drop the torn tail so new records follow good ones.
                 let file = OpenOptions::new()
@@ -539,7 +554,7 @@ where
         }
         offset += body.len() + 8;
     }
-    Ok(max_index)
+    Ok((max_index, offset as u64))
 }
 
 /// The body (`kind` + payload) of the record at the start of `bytes`, if it is whole and intact.
@@ -558,7 +573,10 @@ struct Writer<C: RaftTypeConfig> {
     dir: PathBuf,
     segments: Vec<Segment>,
     file: BufWriter<File>,
+    /// Where the current segment's records end (the next write goes there).
     size: u64,
+    /// How far the current segment file is written (records, then zeros).
+    filled: u64,
     segment_bytes: u64,
     purged: Option<u64>,
     syncs: Arc<AtomicU64>,
@@ -569,6 +587,7 @@ impl<C: RaftTypeConfig> Writer<C> {
     fn start(
         dir: PathBuf,
         mut segments: Vec<Segment>,
+        end: u64,
         segment_bytes: u64,
         mem: &Mem<C>,
         syncs: Arc<AtomicU64>,
@@ -583,18 +602,21 @@ impl<C: RaftTypeConfig> Writer<C> {
             });
         }
         let current = segments.last().map(|s| s.path.clone()).unwrap_or_default();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .write(true)
             .open(&current)
             .map_err(io_at(&current))?;
-        let size = file.metadata().map_err(io_at(&current))?.len();
+        let filled = file.metadata().map_err(io_at(&current))?.len();
+        file.seek(SeekFrom::Start(end)).map_err(io_at(&current))?;
         sync_dir(&dir).map_err(io_at(&dir))?;
         Ok(Self {
             dir,
             segments,
             file: BufWriter::with_capacity(1 << 20, file),
-            size,
+            size: end,
+            filled: filled.max(end),
             segment_bytes,
             purged,
             syncs,
@@ -646,7 +668,9 @@ impl<C: RaftTypeConfig> Writer<C> {
                 self.purged = Some(purged);
             }
         }
+        self.filled = self.filled.max(self.size);
         self.file.flush()?;
+        self.zero_fill_ahead()?;
         // Records nobody waits for (committed index, truncations, purges) ride along with the
         // next sync instead of paying for their own.
         if batch.iter().any(|job| job.done.is_some()) {
@@ -661,17 +685,37 @@ impl<C: RaftTypeConfig> Writer<C> {
         self.delete_purged_segments()
     }
 
+    /// Keeps at least half a chunk of zeros ahead of the write position (synced with the records
+    /// of this batch), so that most writes overwrite blocks the file already has.
+    fn zero_fill_ahead(&mut self) -> io::Result<()> {
+        let chunk = ZERO_FILL_CHUNK.min(self.segment_bytes).max(1);
+        if self.filled >= self.size + chunk / 2 || self.size >= self.segment_bytes {
+            return Ok(());
+        }
+        let target = self.size + chunk;
+        let zeros = vec![0; usize::try_from(target - self.filled).unwrap_or(0)];
+        self.file.get_ref().write_all_at(&zeros, self.filled)?;
+        self.filled = target;
+        Ok(())
+    }
+
     /// Starts a new segment whose header carries the current vote, committed id and purge point.
     fn rotate(&mut self, header: &Header<C>) -> io::Result<()> {
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
         let path = segment_path(&self.dir, seq);
         let record = encode(KIND_HEADER, header)?;
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
         file.write_all(&record)?;
-        file.sync_data()?;
-        sync_dir(&self.dir)?;
         self.file = BufWriter::with_capacity(1 << 20, file);
         self.size = record.len() as u64;
+        self.filled = self.size;
+        self.zero_fill_ahead()?;
+        self.file.get_ref().sync_data()?;
+        sync_dir(&self.dir)?;
         self.segments.push(Segment {
             seq,
             path,

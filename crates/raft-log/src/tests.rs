@@ -215,14 +215,24 @@ async fn a_torn_record_at_the_end_is_cut_off_and_writing_continues() {
         wal.close();
     }
     let segment = list_segments(&dir.0).unwrap().pop().unwrap().path;
-    let good_len = fs::metadata(&segment).unwrap().len();
-    // Half a record: a length that promises more bytes than follow.
-    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
-    file.write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
+    let bytes = fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
+    assert!(
+        bytes.len() > end && bytes[end..].iter().all(|b| *b == 0),
+        "the segment is zero-filled past its records"
+    );
+    // Half a record where the next one goes: a length that promises more bytes than follow.
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[200, 0, 0, 0, 1, 2, 3], end as u64)
+        .unwrap();
     drop(file);
 
     let mut wal = Wal::<Tc>::open(&dir.0).unwrap();
-    assert_eq!(fs::metadata(&segment).unwrap().len(), good_len);
+    assert_eq!(
+        fs::metadata(&segment).unwrap().len(),
+        end as u64,
+        "torn tail cut off"
+    );
     append(&mut wal, vec![entry(1, 3, "c")]).await;
     wal.close();
     let mut wal = Wal::<Tc>::open(&dir.0).unwrap();
@@ -231,6 +241,70 @@ async fn a_torn_record_at_the_end_is_cut_off_and_writing_continues() {
         data(&entries),
         [(1, "a".into()), (2, "b".into()), (3, "c".into())]
     );
+}
+
+/// Where the records of a segment's bytes end (the first byte that does not start one).
+fn records_end(bytes: &[u8]) -> usize {
+    let mut offset = 0;
+    while let Some(body) = next_record(&bytes[offset..]) {
+        offset += body.len() + 8;
+    }
+    offset
+}
+
+#[tokio::test]
+async fn a_zero_filled_tail_replays_as_the_end_and_is_overwritten_in_place() {
+    let dir = TempDir::new();
+    {
+        let mut wal = Wal::<Tc>::open(&dir.0).unwrap();
+        append(&mut wal, vec![entry(1, 1, "a")]).await;
+        wal.close();
+    }
+    let segment = list_segments(&dir.0).unwrap().pop().unwrap().path;
+    let len = fs::metadata(&segment).unwrap().len();
+    for round in 2..=4 {
+        let mut wal = Wal::<Tc>::open(&dir.0).unwrap();
+        append(&mut wal, vec![entry(1, round, "b")]).await;
+        wal.close();
+    }
+    assert_eq!(
+        fs::metadata(&segment).unwrap().len(),
+        len,
+        "later records went into the zero-filled blocks"
+    );
+    let mut wal = Wal::<Tc>::open(&dir.0).unwrap();
+    let entries = wal.try_get_log_entries(0..).await.unwrap();
+    assert_eq!(
+        data(&entries),
+        [
+            (1, "a".into()),
+            (2, "b".into()),
+            (3, "b".into()),
+            (4, "b".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn garbage_after_the_zeros_of_an_older_segment_is_corruption() {
+    let dir = TempDir::new();
+    {
+        let mut wal = Wal::<Tc>::open_with(&dir.0, 64).unwrap();
+        for i in 1..=6 {
+            append(&mut wal, vec![entry(1, i, "0123456789abcdef0123456789")]).await;
+        }
+        wal.close();
+    }
+    let segments = list_segments(&dir.0).unwrap();
+    let mut bytes = fs::read(&segments[0].path).unwrap();
+    let end = records_end(&bytes);
+    bytes.resize(end + 16, 0);
+    bytes.push(7);
+    fs::write(&segments[0].path, bytes).unwrap();
+    assert!(matches!(
+        Wal::<Tc>::open_with(&dir.0, 64),
+        Err(OpenError::Corrupt { .. })
+    ));
 }
 
 #[tokio::test]
@@ -246,7 +320,7 @@ async fn corruption_before_the_last_segment_is_an_error_not_data_loss() {
     let segments = list_segments(&dir.0).unwrap();
     assert!(segments.len() >= 3, "{} segments", segments.len());
     let mut bytes = fs::read(&segments[0].path).unwrap();
-    let last = bytes.len() - 1;
+    let last = records_end(&bytes) - 1;
     bytes[last] ^= 0xff;
     fs::write(&segments[0].path, bytes).unwrap();
     assert!(matches!(
