@@ -285,17 +285,20 @@ async fn a_zero_filled_tail_replays_as_the_end_and_is_overwritten_in_place() {
     );
 }
 
+/// A log of 6 entries in 64-byte segments (so several segments), closed; its segments.
+async fn six_entries_in_small_segments(dir: &TempDir) -> Vec<Segment> {
+    let mut wal = Wal::<Tc>::open_with(&dir.0, 64).unwrap();
+    for i in 1..=6 {
+        append(&mut wal, vec![entry(1, i, "0123456789abcdef0123456789")]).await;
+    }
+    wal.close();
+    list_segments(&dir.0).unwrap()
+}
+
 #[tokio::test]
 async fn garbage_after_the_zeros_of_an_older_segment_is_corruption() {
     let dir = TempDir::new();
-    {
-        let mut wal = Wal::<Tc>::open_with(&dir.0, 64).unwrap();
-        for i in 1..=6 {
-            append(&mut wal, vec![entry(1, i, "0123456789abcdef0123456789")]).await;
-        }
-        wal.close();
-    }
-    let segments = list_segments(&dir.0).unwrap();
+    let segments = six_entries_in_small_segments(&dir).await;
     let mut bytes = fs::read(&segments[0].path).unwrap();
     let end = records_end(&bytes);
     bytes.resize(end + 16, 0);
@@ -310,14 +313,7 @@ async fn garbage_after_the_zeros_of_an_older_segment_is_corruption() {
 #[tokio::test]
 async fn corruption_before_the_last_segment_is_an_error_not_data_loss() {
     let dir = TempDir::new();
-    {
-        let mut wal = Wal::<Tc>::open_with(&dir.0, 64).unwrap();
-        for i in 1..=6 {
-            append(&mut wal, vec![entry(1, i, "0123456789abcdef0123456789")]).await;
-        }
-        wal.close();
-    }
-    let segments = list_segments(&dir.0).unwrap();
+    let segments = six_entries_in_small_segments(&dir).await;
     assert!(segments.len() >= 3, "{} segments", segments.len());
     let mut bytes = fs::read(&segments[0].path).unwrap();
     let last = records_end(&bytes) - 1;
