@@ -475,8 +475,7 @@ impl Node {
         loop {
             // A follower that knows the leader forwards straight away instead of first having
             // its own Raft core refuse the write.
-            let known = self.inner.raft.server_metrics().borrow().current_leader;
-            let leader = match known {
+            let leader = match self.known_leader() {
                 Some(leader) if leader != self.inner.id => Some(leader),
                 _ => match self.inner.raft.client_write(cmd.clone()).await {
                     Ok(response) => return Ok(response.data),
@@ -516,6 +515,11 @@ impl Node {
             }
             self.wait_for_leader(deadline).await;
         }
+    }
+
+    /// The leader this member knows of right now.
+    fn known_leader(&self) -> Option<NodeId> {
+        self.inner.raft.server_metrics().borrow().current_leader
     }
 
     async fn wait_for_leader(&self, deadline: tokio::time::Instant) {
@@ -602,8 +606,7 @@ impl Node {
     async fn call_leader(&self, request: PeerRequest) -> Result<PeerResponse, NodeError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let leader = self.inner.raft.server_metrics().borrow().current_leader;
-            match leader {
+            match self.known_leader() {
                 Some(leader) if leader != self.inner.id => {
                     return self
                         .inner

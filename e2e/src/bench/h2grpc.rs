@@ -130,56 +130,22 @@ fn transport(e: h2::Error) -> Status {
     Status::unavailable(format!("transport: {e}"))
 }
 
-/// `grpc-status` (and `grpc-message`) of a header block; missing means OK only with data.
+/// The status a header block carries: OK fast (no copy), anything else through tonic's own
+/// parser (code, percent-decoded message, details); no `grpc-status` at all is an error.
 fn check_status(headers: &HeaderMap) -> Result<(), Status> {
-    let code = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .ok_or_else(|| Status::internal("response without grpc-status"))?;
-    if code == 0 {
+    if headers.get("grpc-status").is_some_and(|v| v == "0") {
         return Ok(());
     }
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    Err(Status::new(Code::from_i32(code), percent_decode(message)))
-}
-
-/// grpc-message is percent-encoded.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
+    match Status::from_header_map(headers) {
+        Some(status) if status.code() == Code::Ok => Ok(()),
+        Some(status) => Err(status),
+        None => Err(Status::internal("response without grpc-status")),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_message_is_percent_decoded() {
-        assert_eq!(
-            percent_decode("etcdserver:%20no%20leader"),
-            "etcdserver: no leader"
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-    }
 
     #[test]
     fn status_comes_from_grpc_status_and_message() {

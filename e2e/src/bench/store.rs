@@ -5,9 +5,10 @@
 //! before any clock starts; every request takes the next connection round-robin, the way etcd's
 //! clientv3 balances RPCs over its endpoints. KV calls go straight over `h2` ([`H2Channel`]) on
 //! the binary's current-thread runtime, so the generator's own CPU cost (which shares the
-//! machine with the server under test) stays small and the same for every server. A worker has one request in flight at a time, so
-//! concurrency = workers. Writes to a follower are forwarded to the leader by the server (both
-//! etcd and ours), so a cluster run measures what a clientv3 user with all endpoints would see.
+//! machine with the server under test) stays small and the same for every server. A worker has
+//! one request in flight at a time, so concurrency = workers. Writes to a follower are forwarded
+//! to the leader by the server (both etcd and ours), so a cluster run measures what a clientv3
+//! user with all endpoints would see.
 //!
 //! Phases, each `--warmup` unmeasured then `--duration` measured:
 //! - `put-seq`: one worker, puts of distinct keys;
