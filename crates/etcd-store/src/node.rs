@@ -398,16 +398,66 @@ impl Node {
             let _ = self.propose(Proposal::One(alarm)).await;
             return Err(StoreError::NoSpace.into());
         }
+        let outcome = self.enqueue(cmd)?.await.map_err(|_| NodeError::Stopped)??;
+        Ok(Reply {
+            result: Some(outcome.result),
+            revision: outcome.revision,
+            batch: Vec::new(),
+        })
+    }
+
+    /// Queues a write for the next group commit.
+    fn enqueue(
+        &self,
+        cmd: Command,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Outcome, NodeError>>, NodeError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.inner
             .queue
             .send(Queued { cmd, reply })
             .map_err(|_| NodeError::Stopped)?;
-        let outcome = rx.await.map_err(|_| NodeError::Stopped)??;
-        Ok(Reply {
-            result: Some(outcome.result),
-            revision: outcome.revision,
-            batch: Vec::new(),
+        Ok(rx)
+    }
+
+    /// A follower's writes, on the leader: they join the leader's own queue, so the writes of
+    /// every member go into one Raft entry per round instead of one entry per member (each
+    /// entry costs a log sync and an apply on every member, and a replication round).
+    async fn accept_forwarded(&self, proposal: Proposal) -> Result<Reply, ForwardError> {
+        if self.known_leader() != Some(self.inner.id) {
+            return Err(ForwardError::NotLeader);
+        }
+        let (cmds, single) = match proposal {
+            Proposal::One(cmd) => (vec![cmd], true),
+            Proposal::Batch(cmds) => (cmds, false),
+        };
+        let waiting = cmds
+            .into_iter()
+            .map(|cmd| self.enqueue(cmd))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(forwarded_error)?;
+        let mut batch = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            batch.push(
+                rx.await
+                    .map_err(|_| ForwardError::NotLeader)?
+                    .map_err(forwarded_error)?,
+            );
+        }
+        let revision = batch.last().map_or(0, |o| o.revision);
+        Ok(match batch.pop() {
+            Some(Outcome { result, .. }) if single => Reply {
+                result: Some(result),
+                revision,
+                batch: Vec::new(),
+            },
+            last => {
+                batch.extend(last);
+                Reply {
+                    result: None,
+                    revision,
+                    batch,
+                }
+            }
         })
     }
 
@@ -731,6 +781,17 @@ impl Node {
     }
 }
 
+/// How a forwarded write's failure on the leader travels back: leadership trouble makes the
+/// follower look for the leader again and retry.
+fn forwarded_error(e: NodeError) -> ForwardError {
+    match e {
+        NodeError::Store(e) => ForwardError::Store(e),
+        NodeError::NoLeader | NodeError::Stopped => ForwardError::NotLeader,
+        NodeError::Timeout => ForwardError::Other("request timed out".into()),
+        NodeError::Internal(e) => ForwardError::Other(e),
+    }
+}
+
 fn forward_error(e: ForwardError) -> NodeError {
     match e {
         ForwardError::NotLeader => NodeError::NoLeader,
@@ -750,14 +811,8 @@ impl PeerHandler for Node {
                 PeerRequest::Snapshot(rpc) => {
                     PeerResponse::Snapshot(raft.install_snapshot(rpc).await)
                 }
-                PeerRequest::Forward(cmd) => {
-                    PeerResponse::Forward(match raft.client_write(cmd).await {
-                        Ok(response) => Ok(response.data),
-                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                            Err(ForwardError::NotLeader)
-                        }
-                        Err(e) => Err(ForwardError::Other(e.to_string())),
-                    })
+                PeerRequest::Forward(proposal) => {
+                    PeerResponse::Forward(node.accept_forwarded(proposal).await)
                 }
                 PeerRequest::ReadIndex => {
                     PeerResponse::ReadIndex(match raft.ensure_linearizable().await {

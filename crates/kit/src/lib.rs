@@ -8,7 +8,9 @@
 //! - [`healthz`]: readiness gates and the `/healthz` server.
 //! - [`metrics`]: the Prometheus registry's text exposition and its server.
 //! - [`net`]: binding listeners the way upstream's `host:port` addresses mean.
+//! - [`coalesce`]: server connections that write the responses ready together in one go.
 
+pub mod coalesce;
 pub mod grpc;
 pub mod healthz;
 pub mod logging;

@@ -3,6 +3,8 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
+
+use crate::coalesce::Coalescing;
 use tokio_util::sync::CancellationToken;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so a loop does not spin.
@@ -31,14 +33,16 @@ pub async fn bind_tcp(host: &str, port: u16) -> io::Result<TcpListener> {
 
 /// Accepted connections with TCP_NODELAY set, for tonic's `serve_with_incoming*`: small gRPC
 /// frames must not wait for delayed ACKs (Go sets this by default; tonic's own nodelay setting
-/// applies only to listeners tonic binds itself).
+/// applies only to listeners tonic binds itself). Responses that are ready together are written
+/// together ([`Coalescing`]), as grpc-go's writer does.
 pub fn incoming_nodelay(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = io::Result<tokio::net::TcpStream>> {
+) -> impl tokio_stream::Stream<Item = io::Result<Coalescing<tokio::net::TcpStream>>> {
     use tokio_stream::StreamExt as _;
     tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|tcp| {
+        conn.map(|tcp| {
             let _ = tcp.set_nodelay(true);
+            Coalescing::new(tcp)
         })
     })
 }

@@ -5,9 +5,12 @@
 //! - Every record is `[len u32][crc32 u32][kind u8][postcard payload]`; a torn or corrupt record
 //!   at the end of the last segment (a crash mid-write) is cut off on open, anywhere else it is
 //!   an error.
-//! - One writer thread owns the files. It drains every queued request, writes them all, then
-//!   calls `fdatasync` once and only then acknowledges the appends and votes that wanted
-//!   durability — concurrent client writes share one fsync (group commit).
+//! - Writes run in a task on the caller's runtime (openraft's), not on a thread of their own: a
+//!   writer thread cost two cross-thread wake-ups per write, about a fifth of the throughput of
+//!   64 concurrent etcd puts on 2 cores. The caller returns at once, so a leader replicates while
+//!   its own copy is synced. Whoever holds the writer drains every request queued meanwhile,
+//!   writes them all, then calls `fdatasync` once and only then acknowledges the appends and
+//!   votes that wanted durability — concurrent writers share one fsync (group commit).
 //! - Segments are zero-filled ahead of the write position (a chunk at a time, synced with the
 //!   records before them), so records overwrite blocks the file already has and `fdatasync`
 //!   flushes only data, not a new file size with every write (the trick PostgreSQL's WAL uses;
@@ -26,11 +29,9 @@ use std::{
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, Ordering},
-        mpsc,
+        Arc, Mutex, MutexGuard, PoisonError, TryLockError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    thread,
 };
 
 use openraft::{
@@ -123,8 +124,12 @@ struct Job<C: RaftTypeConfig> {
 
 struct Shared<C: RaftTypeConfig> {
     mem: Mutex<Mem<C>>,
-    /// Sends to the writer thread; `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<Job<C>>>>,
+    /// Requests not written yet, in order; whoever holds `writer` takes them.
+    queue: Mutex<Vec<Job<C>>>,
+    /// The files; `None` once closed or after a failed write.
+    writer: Mutex<Option<Writer<C>>>,
+    /// Set once `writer` is gone for good.
+    stopped: AtomicBool,
     /// fsyncs done so far (group commit makes this far smaller than the number of writes).
     syncs: Arc<AtomicU64>,
 }
@@ -167,18 +172,12 @@ where
         let syncs = Arc::new(AtomicU64::new(0));
         let writer =
             Writer::<C>::start(dir, segments, end, segment_bytes, &mem, Arc::clone(&syncs))?;
-        let (tx, rx) = mpsc::channel();
-        thread::Builder::new()
-            .name("raft-wal".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|source| OpenError::Io {
-                path: PathBuf::from("raft-wal thread"),
-                source,
-            })?;
         Ok(Self {
             shared: Arc::new(Shared {
                 mem: Mutex::new(mem),
-                writer: Mutex::new(Some(tx)),
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(Some(writer)),
+                stopped: AtomicBool::new(false),
                 syncs,
             }),
         })
@@ -199,17 +198,69 @@ where
         }
     }
 
-    fn send(&self, job: Job<C>) -> io::Result<()> {
-        let writer = self
-            .shared
-            .writer
+    fn queue(&self) -> MutexGuard<'_, Vec<Job<C>>> {
+        self.shared
+            .queue
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match writer.as_ref() {
-            Some(tx) => tx
-                .send(job)
-                .map_err(|_| io::Error::other("the raft log writer has stopped")),
-            None => Err(io::Error::other("the raft log is closed")),
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a request and has it written: by a task spawned on the caller's runtime, so that
+    /// the caller (openraft's core) goes on at once — a leader sends the entries to its
+    /// followers while they are synced here — and the write then runs on the same worker without
+    /// a cross-thread wake-up; outside a runtime, right here. Failures reach the request's
+    /// waiter and the log; a log that failed or was closed refuses new requests.
+    fn send(&self, job: Job<C>) -> io::Result<()> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.queue().push(job);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let wal = self.clone();
+                runtime.spawn(async move {
+                    let _ = wal.write_queued();
+                });
+                Ok(())
+            }
+            Err(_) => self.write_queued(),
+        }
+    }
+
+    /// Unless another caller is writing right now (it takes what is queued with its next
+    /// round), writes everything queued. Blocks for the write and its sync.
+    fn write_queued(&self) -> io::Result<()> {
+        let mut result = Ok(());
+        loop {
+            {
+                let mut writer = match self.shared.writer.try_lock() {
+                    Ok(writer) => writer,
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    // The holder looks at the queue again after it lets go.
+                    Err(TryLockError::WouldBlock) => return result,
+                };
+                let batch = std::mem::take(&mut *self.queue());
+                match writer.as_mut() {
+                    _ if batch.is_empty() => {}
+                    Some(w) => {
+                        if let Err(error) = w.process(batch) {
+                            tracing::error!(%error, "raft log write failed; the log stops accepting writes");
+                            *writer = None;
+                            self.shared.stopped.store(true, Ordering::Release);
+                            result = Err(error);
+                        }
+                    }
+                    None => {
+                        fail(batch, &closed());
+                        result = result.and(Err(closed()));
+                    }
+                }
+            }
+            // A request queued while this caller held the writer is this caller's to write: its
+            // sender saw the writer taken and left it here.
+            if self.queue().is_empty() {
+                return result;
+            }
         }
     }
 
@@ -252,13 +303,35 @@ where
         })
     }
 
-    /// Stops the writer after everything queued so far is on disk.
+    /// Writes and syncs everything queued so far; later writes fail.
     pub fn close(&self) {
-        self.shared
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        {
+            let mut writer = self
+                .shared
+                .writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let batch = std::mem::take(&mut *self.queue());
+            self.shared.stopped.store(true, Ordering::Release);
+            if let Some(mut w) = writer.take() {
+                if let Err(error) = w.process(batch) {
+                    tracing::error!(%error, "raft log write failed while closing");
+                }
+                let _ = w.file.flush();
+                let _ = w.file.get_ref().sync_data();
+            } else {
+                fail(batch, &closed());
+            }
+        }
+        // Requests queued while the writer was being closed.
+        while !self.queue().is_empty() {
+            let _writer = self
+                .shared
+                .writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            fail(std::mem::take(&mut *self.queue()), &closed());
+        }
     }
 }
 
@@ -274,6 +347,29 @@ fn encode<T: Serialize>(kind: u8, value: &T) -> io::Result<Vec<u8>> {
     record[..4].copy_from_slice(&len.to_le_bytes());
     record[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(record)
+}
+
+fn closed() -> io::Error {
+    io::Error::other("the raft log is closed")
+}
+
+/// Completes requests that were not written.
+fn fail<C: RaftTypeConfig>(batch: Vec<Job<C>>, error: &io::Error) {
+    for job in batch {
+        job.complete(Err(io::Error::new(error.kind(), error.to_string())));
+    }
+}
+
+impl<C: RaftTypeConfig> Job<C> {
+    fn complete(self, outcome: io::Result<()>) {
+        match self.done {
+            Some(Done::Flushed(callback)) => callback.log_io_completed(outcome),
+            Some(Done::Synced(tx)) => {
+                let _ = tx.send(outcome);
+            }
+            None => {}
+        }
+    }
 }
 
 fn write_err<C: RaftTypeConfig>(e: &io::Error) -> StorageError<NodeIdOf<C>> {
@@ -568,7 +664,7 @@ fn next_record(bytes: &[u8]) -> Option<&[u8]> {
     (crc32fast::hash(body) == crc).then_some(body)
 }
 
-/// The writer thread's state.
+/// The files and where the next record goes.
 struct Writer<C: RaftTypeConfig> {
     dir: PathBuf,
     segments: Vec<Segment>,
@@ -624,33 +720,16 @@ impl<C: RaftTypeConfig> Writer<C> {
         })
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Job<C>>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                batch.push(more);
-            }
-            let result = self.write_batch(&batch);
-            for job in batch {
-                let outcome = match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                };
-                match job.done {
-                    Some(Done::Flushed(callback)) => callback.log_io_completed(outcome),
-                    Some(Done::Synced(tx)) => {
-                        let _ = tx.send(outcome);
-                    }
-                    None => {}
-                }
-            }
-            if let Err(error) = result {
-                tracing::error!(%error, "raft log write failed; the log stops accepting writes");
-                return;
-            }
+    /// Writes a batch, syncs it if anyone waits, and completes its requests.
+    fn process(&mut self, batch: Vec<Job<C>>) -> io::Result<()> {
+        let result = self.write_batch(&batch);
+        for job in batch {
+            job.complete(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            });
         }
-        let _ = self.file.flush();
-        let _ = self.file.get_ref().sync_data();
+        result
     }
 
     fn write_batch(&mut self, batch: &[Job<C>]) -> io::Result<()> {

@@ -159,7 +159,7 @@ fn entry(term: u64, index: u64, data: &str) -> Entry<Tc> {
     }
 }
 
-/// Appends and waits until the writer reports the entries durable.
+/// Appends and waits until the log reports the entries durable.
 async fn append(wal: &mut Wal<Tc>, entries: Vec<Entry<Tc>>) {
     wal.append_and_sync(entries).await.unwrap();
 }
@@ -337,7 +337,7 @@ async fn purged_segments_are_deleted_and_the_rest_still_replays() {
         let before = list_segments(&dir.0).unwrap().len();
         assert!(before > 4, "{before} segments");
         wal.purge(log_id(1, 1, 30)).await.unwrap();
-        // Purges are applied by the writer with the next batch.
+        // Purged segments are deleted with the next batch written.
         append(&mut wal, vec![entry(1, 41, "x")]).await;
         let after = list_segments(&dir.0).unwrap().len();
         assert!(after < before, "{after} segments remain of {before}");

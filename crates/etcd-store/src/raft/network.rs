@@ -27,7 +27,7 @@ use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::{Body as HttpBody, BoxFuture, Service, StdError, http},
     server::NamedService,
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 
 use super::{NodeId, Proposal, Reply, TypeConfig};
@@ -284,14 +284,13 @@ impl Peers {
                     .connect_timeout(CONNECT_TIMEOUT)
                     .connect_with_connector_lazy(dialer)
             }
-            _ => Endpoint::from_shared(format!("http://{hostport}"))
-                .map_err(|source| CallError::Connect {
-                    address: url.clone(),
-                    source,
-                })?
-                .tcp_nodelay(true)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .connect_lazy(),
+            _ => {
+                let (endpoint, dialer) = dapr_security::net::tcp_endpoint(hostport)
+                    .map_err(|e| CallError::Status(Status::unavailable(e.to_string())))?;
+                endpoint
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .connect_with_connector_lazy(dialer)
+            }
         };
         channels.insert(target, channel.clone());
         Ok(channel)
