@@ -15,7 +15,7 @@ use dapr_proto::scheduler::v1::scheduler_server::SchedulerServer;
 use crate::{
     Mode, Options, Validated,
     api::SchedulerService,
-    engine::store::Etcd,
+    engine::store::{Etcd, Transport},
     etcd::{self},
     leadership::Leadership,
     metrics::Metrics,
@@ -235,7 +235,7 @@ impl Options {
             }
             tracing::info!("Dapr Scheduler is starting...");
             tracing::info!("Starting Etcd provider");
-            let etcd_address = match (embed, embed_gate) {
+            let transport = match (embed, embed_gate) {
                 (Some(config), Some(gate)) => {
                     tracing::info!("Starting embedded Etcd");
                     let peer_tls = if mtls {
@@ -248,7 +248,7 @@ impl Options {
                     } else {
                         None
                     };
-                    let node = crate::embed::start(
+                    let (node, routes) = crate::embed::start(
                         &config,
                         crate::embed::EmbedSettings {
                             id: id.clone(),
@@ -283,28 +283,25 @@ impl Options {
                     // Upstream marks this target ready once the member started, before raft has
                     // a leader.
                     gate.set_ready();
-                    let host = match config.client.host.as_str() {
-                        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
-                        "::" | "[::]" => "[::1]".to_owned(),
-                        other => other.to_owned(),
-                    };
-                    format!("{host}:{}", config.client.port)
+                    Transport::Local(routes)
                 }
                 _ => {
                     tracing::info!(
                         endpoints = ?etcd_client_endpoints,
                         "Using external Etcd database, will not start embedded Etcd"
                     );
-                    etcd_client_endpoints
+                    let etcd_address = etcd_client_endpoints
                         .first()
                         .map(|e| e.trim_start_matches("http://").to_owned())
-                        .unwrap_or_else(|| "127.0.0.1:2379".to_owned())
+                        .unwrap_or_else(|| "127.0.0.1:2379".to_owned());
+                    Transport::Remote(
+                        tonic::transport::Endpoint::from_shared(format!("http://{etcd_address}"))?
+                            .tcp_nodelay(true)
+                            .connect_lazy(),
+                    )
                 }
             };
-            let channel =
-                tonic::transport::Endpoint::from_shared(format!("http://{etcd_address}"))?
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+            let channel = transport;
             let credentials = (!etcd_client_username.is_empty())
                 .then_some((etcd_client_username.as_str(), etcd_client_password.as_str()));
             // An external etcd may come up after us: keep trying to authenticate.

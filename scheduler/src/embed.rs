@@ -94,12 +94,13 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// Starts the member and serves the etcd API on the client address. Returns once the member
-/// is up (not necessarily elected) and the client listener is bound.
+/// is up (not necessarily elected) and the client listener is bound, with the etcd services for
+/// in-process calls (the same ones the listener serves).
 pub async fn start(
     config: &EmbedConfig,
     settings: EmbedSettings,
     shutdown: CancellationToken,
-) -> Result<Node, EmbedError> {
+) -> Result<(Node, tonic::service::Routes), EmbedError> {
     let wiped = guard_data_dir(&settings.data_dir).map_err(|source| EmbedError::DataDir {
         path: settings.data_dir.clone(),
         source,
@@ -144,13 +145,15 @@ pub async fn start(
         .with_client_urls(vec![format!("http://{client_address}")])
         .with_shutdown(shutdown.clone())
         .into_routes();
+    let served_routes = routes.clone();
     tokio::spawn(async move {
-        let served = dapr_kit::grpc::serve_plaintext(client_listener, routes, shutdown).await;
+        let served =
+            dapr_kit::grpc::serve_plaintext(client_listener, served_routes, shutdown).await;
         if let Err(error) = served {
             tracing::error!(%error, "etcd client listener failed");
         }
     });
-    Ok(node)
+    Ok((node, routes))
 }
 
 #[cfg(test)]

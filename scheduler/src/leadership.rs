@@ -22,11 +22,8 @@ use dapr_proto::{
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
-use crate::engine::store::{Etcd, Token};
-
-type Svc = InterceptedService<Channel, Token>;
+use crate::engine::store::{Etcd, Svc};
 
 /// The leadership key prefix (no trailing slash, as upstream ranges it).
 pub const PREFIX: &str = "dapr/leadership";

@@ -1,7 +1,13 @@
 //! The scheduler's etcd calls (spec §6.3, §7.4, §8, §11), made through the etcd v3 gRPC API so
-//! the embedded store and an external etcd are driven by the same code.
+//! the embedded store and an external etcd are driven by the same code. The embedded store's
+//! services are called in-process ([`Transport::Local`]): same requests, same handlers, no
+//! loopback TCP or HTTP/2 in between.
 
-use std::time::Duration;
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use dapr_etcd_store::prefix_end;
 use dapr_proto::etcd::{
@@ -19,8 +25,10 @@ use dapr_proto::etcd::{
 };
 use tonic::{
     Status,
+    body::Body,
+    codegen::{BoxFuture, Service, StdError, http},
     metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
+    service::{Interceptor, Routes, interceptor::InterceptedService},
     transport::Channel,
 };
 
@@ -42,21 +50,59 @@ impl Interceptor for Token {
     }
 }
 
-type Svc = InterceptedService<Channel, Token>;
+/// How etcd requests reach the store.
+#[derive(Clone)]
+pub enum Transport {
+    /// An etcd server over the network (`--etcd-embed=false`).
+    Remote(Channel),
+    /// The embedded store's gRPC services, called in this process.
+    Local(Routes),
+}
+
+impl Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = StdError;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Self::Remote(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Local(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Self::Remote(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { call.await.map_err(Into::into) })
+            }
+            Self::Local(routes) => {
+                let call = routes.call(request);
+                Box::pin(async move {
+                    let response: Result<_, Infallible> = call.await;
+                    Ok(response.unwrap_or_else(|never| match never {}))
+                })
+            }
+        }
+    }
+}
+
+pub type Svc = InterceptedService<Transport, Token>;
 
 /// A handle on the store (cheap to clone).
 #[derive(Clone)]
 pub struct Etcd {
     kv: KvClient<Svc>,
     watch: WatchClient<Svc>,
-    channel: Channel,
+    transport: Transport,
     token: Token,
 }
 
 impl Etcd {
     /// A handle over `channel`; with credentials, authenticates first (etcd's simple token).
     pub async fn connect(
-        channel: Channel,
+        channel: Transport,
         credentials: Option<(&str, &str)>,
     ) -> Result<Etcd, Status> {
         let token = match credentials {
@@ -84,21 +130,21 @@ impl Etcd {
         Ok(Etcd::with_token(channel, token))
     }
 
-    fn with_token(channel: Channel, token: Token) -> Etcd {
+    fn with_token(channel: Transport, token: Token) -> Etcd {
         Etcd {
             kv: KvClient::with_interceptor(channel.clone(), token.clone())
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
             watch: WatchClient::with_interceptor(channel.clone(), token.clone())
                 .max_decoding_message_size(usize::MAX),
-            channel,
+            transport: channel,
             token,
         }
     }
 
-    /// The raw channel (for the leadership loop's own clients).
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
+    /// The transport (for the leadership loop's own clients).
+    pub fn channel(&self) -> Transport {
+        self.transport.clone()
     }
 
     pub fn watch_client(&self) -> WatchClient<Svc> {
