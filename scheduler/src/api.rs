@@ -376,16 +376,15 @@ impl Scheduler for SchedulerService {
         }
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
+            // The current list, then one message per quorum reached (every re-election, even
+            // with the same hosts, as upstream).
             let mut partition = inner.partition.clone();
-            let mut last: Option<Vec<String>> = None;
             loop {
                 let hosts = partition
                     .borrow_and_update()
                     .as_ref()
                     .map(|p| p.hosts.clone());
-                if let Some(hosts) = hosts
-                    && last.as_ref() != Some(&hosts)
-                {
+                if let Some(hosts) = hosts {
                     let message = WatchHostsResponse {
                         hosts: hosts
                             .iter()
@@ -397,7 +396,6 @@ impl Scheduler for SchedulerService {
                     if tx.send(Ok(message)).await.is_err() {
                         return;
                     }
-                    last = Some(hosts);
                 }
                 tokio::select! {
                     changed = partition.changed() => if changed.is_err() { break },

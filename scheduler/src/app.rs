@@ -319,6 +319,13 @@ impl Options {
                     }
                 }
             };
+            if matches!(etcd.channel(), Transport::Local(_)) {
+                tokio::spawn(crate::defrag::run(
+                    etcd.clone(),
+                    crate::defrag::INTERVAL,
+                    token.clone(),
+                ));
+            }
             if let Some((client, gate)) = namespace_controller.take() {
                 tokio::spawn(crate::namespaces::run_reporting_synced(
                     client,

@@ -267,15 +267,19 @@ impl Leadership {
                         self.partition.send_replace(Some(partition));
                     }
                 }
-                // Wait for the next change (or the lease to go, or shutdown).
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    () = keepalive.lost.cancelled() => return Err(LeadershipError::LeaseLost),
-                    message = events.message() => match message? {
-                        Some(response) if response.canceled => return Err(LeadershipError::WatchEnded),
-                        Some(_) => {}
-                        None => return Err(LeadershipError::WatchEnded),
-                    },
+                // Wait for the next change (or the lease to go, or shutdown); progress
+                // notifications carry none.
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = keepalive.lost.cancelled() => return Err(LeadershipError::LeaseLost),
+                        message = events.message() => match message? {
+                            Some(response) if response.canceled => return Err(LeadershipError::WatchEnded),
+                            Some(response) if response.events.is_empty() => {}
+                            Some(_) => break,
+                            None => return Err(LeadershipError::WatchEnded),
+                        },
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 mod api;
 mod app;
+pub mod defrag;
 pub mod embed;
 pub mod engine;
 pub mod etcd;
