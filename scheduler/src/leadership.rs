@@ -206,7 +206,9 @@ impl Leadership {
             .id;
         let keepalive = spawn_keepalive(&self.etcd, lease_id);
 
-        let result = async {
+        // Shutdown also ends a store call in flight: without a quorum (the other replicas
+        // stopped first) a write can wait for the store's request timeout.
+        let decisions = async {
             loop {
                 let records = self.records(&mut kv).await?;
                 match decide(&own_key, uid, &self.address, &records) {
@@ -247,7 +249,11 @@ impl Leadership {
                                 range_end: Vec::new(),
                                 target_union: Some(TargetUnion::Value(old)),
                             }],
-                            success: vec![put_op(&own_key, encode(total, uid, &self.address), lease_id)],
+                            success: vec![put_op(
+                                &own_key,
+                                encode(total, uid, &self.address),
+                                lease_id,
+                            )],
                             failure: Vec::new(),
                         })
                         .await?;
@@ -262,7 +268,11 @@ impl Leadership {
                     }
                     Decision::Quorum(partition) => {
                         if self.partition.borrow().as_ref() != Some(&partition) {
-                            tracing::info!(index = partition.index, total = partition.total, "leadership quorum reached");
+                            tracing::info!(
+                                index = partition.index,
+                                total = partition.total,
+                                "leadership quorum reached"
+                            );
                         }
                         self.partition.send_replace(Some(partition));
                     }
@@ -282,8 +292,11 @@ impl Leadership {
                     }
                 }
             }
-        }
-        .await;
+        };
+        let result = tokio::select! {
+            result = decisions => result,
+            () = shutdown.cancelled() => Ok(()),
+        };
         keepalive.stop.cancel();
         // Give up the key at once so the others rebalance (upstream revokes with a 5 s bound).
         let revoke = lease.lease_revoke(LeaseRevokeRequest { id: lease_id });

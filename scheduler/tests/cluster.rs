@@ -7,6 +7,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     path::PathBuf,
+    process::ExitStatus,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -600,4 +601,38 @@ async fn a_killed_replica_loses_no_jobs_and_the_cluster_survives_restarts() {
     for watcher in watchers {
         watcher.abort();
     }
+}
+
+/// The last replica to stop has no quorum left: its store calls must not hold up its shutdown
+/// (upstream's harness interrupts every replica at cleanup and requires exit status 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_interrupted_all_at_once_exits_cleanly() {
+    let mut cluster = Cluster::new();
+    cluster.start(&[0, 1, 2]).await;
+    let ports = cluster.grpc_ports();
+    wait_listed(&cluster, ports[0], 0, SETTLE).await;
+    let mut children: Vec<_> = cluster
+        .replicas
+        .iter_mut()
+        .map(|r| r.child.take().expect("running"))
+        .collect();
+    for child in &children {
+        child.signal("INT").unwrap();
+    }
+    let started = Instant::now();
+    let statuses = tokio::task::spawn_blocking(move || {
+        children
+            .iter_mut()
+            .map(|c| c.wait_exit(Duration::from_secs(20)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    println!(
+        "all three replicas exited {:.1}s after SIGINT: {statuses:?}",
+        took.as_secs_f64()
+    );
+    assert!(statuses.iter().all(ExitStatus::success), "{statuses:?}");
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
 }

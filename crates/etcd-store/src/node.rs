@@ -42,6 +42,10 @@ const LEASE_TICK: Duration = Duration::from_millis(500);
 const REVOKE_BATCH: usize = 500;
 /// How long a write waits for a leader to appear before failing with `no leader`.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a proposal may take once handed to Raft before it fails with `request timed out`
+/// (etcd's `ReqTimeout`: 5 s plus two election timeouts). A leader that lost its followers
+/// does not step down by itself, and without this its writes would wait forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 /// Client writes merged into one Raft entry at most.
 const MAX_BATCH: usize = 512;
 /// Raft entries of merged writes in flight at once (more writes queue meanwhile and form the
@@ -527,7 +531,13 @@ impl Node {
             // its own Raft core refuse the write.
             let leader = match self.known_leader() {
                 Some(leader) if leader != self.inner.id => Some(leader),
-                _ => match self.inner.raft.client_write(cmd.clone()).await {
+                _ => match tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    self.inner.raft.client_write(cmd.clone()),
+                )
+                .await
+                .map_err(|_| NodeError::Timeout)?
+                {
                     Ok(response) => return Ok(response.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(
                         ForwardToLeader { leader_id, .. },
