@@ -8,7 +8,10 @@ use std::{
     collections::{BTreeSet, HashMap},
     path::PathBuf,
     process::ExitStatus,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -82,7 +85,11 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
-        let root = std::env::temp_dir().join(format!("scheduler-cluster-{}", std::process::id()));
+        // One directory per cluster: the tests of this file run in parallel in one process.
+        static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let root =
+            std::env::temp_dir().join(format!("scheduler-cluster-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let replicas: Vec<Replica> = IDS
             .iter()
