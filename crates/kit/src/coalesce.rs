@@ -25,9 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Buffered bytes above which a write waits for the buffer to drain first (back-pressure, so a
 /// slow reader cannot grow it without bound).
 const HIGH_WATER: usize = 256 * 1024;
-/// Buffer capacity kept between bursts; a larger one is released once drained (servers with
-/// thousands of mostly idle connections should not keep a burst's worth of memory each).
-const RETAINED: usize = 16 * 1024;
+/// Buffer capacity kept between bursts; a larger one is released once drained (placement and
+/// the scheduler hold thousands of mostly idle streams, which should not keep a burst's worth of
+/// memory each; allocating per burst costs far less than the write it saves).
+const RETAINED: usize = 1024;
 
 /// An I/O stream whose flushes are deferred by one scheduling round (see the module docs).
 #[derive(Debug)]
