@@ -204,14 +204,19 @@ mod tests {
         (Arc::clone(&counter), Arc::clone(&counter).into())
     }
 
+    /// A coalescing writer over a sink taking at most `limit` bytes per write call.
+    fn over_sink(limit: usize) -> Coalescing<Sink> {
+        Coalescing::new(Sink {
+            limit,
+            ..Sink::default()
+        })
+    }
+
     #[test]
     fn first_flush_yields_then_writes_everything_in_one_call() {
         let (wakes, waker) = context();
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalescing::new(Sink {
-            limit: usize::MAX,
-            ..Sink::default()
-        });
+        let mut io = over_sink(usize::MAX);
         let mut io = Pin::new(&mut io);
         assert!(matches!(
             io.as_mut().poll_write(&mut cx, b"one "),
@@ -249,10 +254,7 @@ mod tests {
     fn short_writes_are_resumed_until_the_buffer_is_out() {
         let (_, waker) = context();
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalescing::new(Sink {
-            limit: 3,
-            ..Sink::default()
-        });
+        let mut io = over_sink(3);
         let mut io = Pin::new(&mut io);
         assert!(io.as_mut().poll_write(&mut cx, b"abcdefgh").is_ready());
         assert!(io.as_mut().poll_flush(&mut cx).is_pending());
@@ -268,10 +270,7 @@ mod tests {
     fn shutdown_writes_what_is_buffered() {
         let (_, waker) = context();
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalescing::new(Sink {
-            limit: usize::MAX,
-            ..Sink::default()
-        });
+        let mut io = over_sink(usize::MAX);
         let mut io = Pin::new(&mut io);
         assert!(io.as_mut().poll_write(&mut cx, b"bye").is_ready());
         assert!(matches!(
@@ -285,10 +284,7 @@ mod tests {
     fn a_full_buffer_drains_before_taking_more() {
         let (_, waker) = context();
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalescing::new(Sink {
-            limit: usize::MAX,
-            ..Sink::default()
-        });
+        let mut io = over_sink(usize::MAX);
         let mut io = Pin::new(&mut io);
         let big = vec![7u8; HIGH_WATER];
         assert!(io.as_mut().poll_write(&mut cx, &big).is_ready());
