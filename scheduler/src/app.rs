@@ -301,13 +301,12 @@ impl Options {
                     )
                 }
             };
-            let channel = transport;
             let credentials = (!etcd_client_username.is_empty())
                 .then_some((etcd_client_username.as_str(), etcd_client_password.as_str()));
             // An external etcd may come up after us: keep trying to authenticate.
             let mut attempt = 0;
             let etcd = loop {
-                match Etcd::connect(channel.clone(), credentials).await {
+                match Etcd::connect(transport.clone(), credentials).await {
                     Ok(etcd) => break etcd,
                     Err(status) => {
                         tracing::warn!(error = %status.message(), "failed to authenticate with etcd; retrying");
@@ -319,7 +318,7 @@ impl Options {
                     }
                 }
             };
-            if matches!(etcd.channel(), Transport::Local(_)) {
+            if matches!(etcd.transport(), Transport::Local(_)) {
                 tokio::spawn(crate::defrag::run(
                     etcd.clone(),
                     crate::defrag::INTERVAL,

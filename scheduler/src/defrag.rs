@@ -21,7 +21,7 @@ pub fn needs_defrag(db_size: i64, db_size_in_use: i64) -> bool {
 
 /// Checks every `interval` (the first check one interval after start) until `shutdown`.
 pub async fn run(etcd: Etcd, interval: Duration, shutdown: CancellationToken) {
-    let mut client = MaintenanceClient::with_interceptor(etcd.channel(), etcd.token());
+    let mut client = MaintenanceClient::with_interceptor(etcd.transport(), etcd.token());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -169,7 +169,7 @@ impl Leadership {
         shutdown: &CancellationToken,
     ) -> Result<(), LeadershipError> {
         let mut kv = self.etcd.kv();
-        let mut lease = LeaseClient::with_interceptor(self.etcd.channel(), self.etcd.token());
+        let mut lease = LeaseClient::with_interceptor(self.etcd.transport(), self.etcd.token());
         let own_key = format!("{PREFIX}/{}", self.id);
 
         // Watch the prefix from the revision of a first read, so no change is missed.
@@ -324,7 +324,7 @@ struct KeepAlive {
 
 /// Keeps the lease alive (every TTL/3, as etcd's client); `lost` fires when it is gone.
 fn spawn_keepalive(etcd: &Etcd, id: i64) -> KeepAlive {
-    let mut client = LeaseClient::with_interceptor(etcd.channel(), etcd.token());
+    let mut client = LeaseClient::with_interceptor(etcd.transport(), etcd.token());
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
     let (stop2, lost2) = (stop.clone(), lost.clone());

@@ -448,19 +448,17 @@ impl Node {
             );
         }
         let revision = batch.last().map_or(0, |o| o.revision);
-        Ok(match batch.pop() {
-            Some(Outcome { result, .. }) if single => Reply {
-                result: Some(result),
+        Ok(if single {
+            Reply {
+                result: batch.pop().map(|o| o.result),
                 revision,
                 batch: Vec::new(),
-            },
-            last => {
-                batch.extend(last);
-                Reply {
-                    result: None,
-                    revision,
-                    batch,
-                }
+            }
+        } else {
+            Reply {
+                result: None,
+                revision,
+                batch,
             }
         })
     }

@@ -100,14 +100,14 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// A handle over `channel`; with credentials, authenticates first (etcd's simple token).
+    /// A handle over `transport`; with credentials, authenticates first (etcd's simple token).
     pub async fn connect(
-        channel: Transport,
+        transport: Transport,
         credentials: Option<(&str, &str)>,
     ) -> Result<Etcd, Status> {
         let token = match credentials {
             Some((name, password)) => {
-                let response = AuthClient::new(channel.clone())
+                let response = AuthClient::new(transport.clone())
                     .authenticate(AuthenticateRequest {
                         name: name.to_owned(),
                         password: password.to_owned(),
@@ -117,7 +117,7 @@ impl Etcd {
                     Ok(response) => response.into_inner(),
                     // As etcd's own client: credentials for a server without auth are unused.
                     Err(status) if status.message().contains("authentication is not enabled") => {
-                        return Ok(Etcd::with_token(channel, Token(None)));
+                        return Ok(Etcd::with_token(transport, Token(None)));
                     }
                     Err(status) => return Err(status),
                 };
@@ -127,23 +127,23 @@ impl Etcd {
             }
             None => Token(None),
         };
-        Ok(Etcd::with_token(channel, token))
+        Ok(Etcd::with_token(transport, token))
     }
 
-    fn with_token(channel: Transport, token: Token) -> Etcd {
+    fn with_token(transport: Transport, token: Token) -> Etcd {
         Etcd {
-            kv: KvClient::with_interceptor(channel.clone(), token.clone())
+            kv: KvClient::with_interceptor(transport.clone(), token.clone())
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
-            watch: WatchClient::with_interceptor(channel.clone(), token.clone())
+            watch: WatchClient::with_interceptor(transport.clone(), token.clone())
                 .max_decoding_message_size(usize::MAX),
-            transport: channel,
+            transport,
             token,
         }
     }
 
-    /// The transport (for the leadership loop's own clients).
-    pub fn channel(&self) -> Transport {
+    /// The transport (for the leadership loop's and the defrag loop's own clients).
+    pub fn transport(&self) -> Transport {
         self.transport.clone()
     }
 
@@ -155,7 +155,7 @@ impl Etcd {
         self.kv.clone()
     }
 
-    /// The etcd auth interceptor (for other clients on the same channel).
+    /// The etcd auth interceptor (for other clients on the same transport).
     pub fn token(&self) -> Token {
         self.token.clone()
     }
