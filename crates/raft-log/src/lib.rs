@@ -274,8 +274,7 @@ where
     pub async fn append_and_sync(&self, entries: Vec<Entry<C>>) -> io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.enqueue_append(entries, Done::Synced(tx))?;
-        rx.await
-            .unwrap_or_else(|_| Err(io::Error::other("the raft log writer has stopped")))
+        rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
     fn enqueue_append(
@@ -440,7 +439,7 @@ where
         .map_err(|e| err(&e))?;
         // A vote must be durable before it is answered.
         rx.await
-            .unwrap_or_else(|_| Err(io::Error::other("the raft log writer has stopped")))
+            .unwrap_or_else(|_| Err(closed()))
             .map_err(|e| err(&e))
     }
 

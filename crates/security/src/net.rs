@@ -292,14 +292,17 @@ impl tower::Service<Uri> for TcpDialer {
     }
 }
 
+/// The tonic endpoint of `host:port`; the dialer decides how it is reached.
+fn endpoint_for(address: &str) -> Result<Endpoint, ChannelError> {
+    Endpoint::from_shared(format!("http://{address}")).map_err(|source| ChannelError::Address {
+        address: address.to_owned(),
+        source,
+    })
+}
+
 /// The endpoint and plaintext dialer for `address` (`host:port`).
 pub fn tcp_endpoint(address: &str) -> Result<(Endpoint, TcpDialer), ChannelError> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|source| {
-        ChannelError::Address {
-            address: address.to_owned(),
-            source,
-        }
-    })?;
+    let endpoint = endpoint_for(address)?;
     Ok((endpoint, TcpDialer::new(address)))
 }
 
@@ -308,12 +311,7 @@ pub fn tls_endpoint(
     address: &str,
     config: Arc<ClientConfig>,
 ) -> Result<(Endpoint, TlsDialer), ChannelError> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|source| {
-        ChannelError::Address {
-            address: address.to_owned(),
-            source,
-        }
-    })?;
+    let endpoint = endpoint_for(address)?;
     Ok((endpoint, TlsDialer::new(address, config)))
 }
 
