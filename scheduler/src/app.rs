@@ -281,8 +281,23 @@ impl Options {
                         });
                     }
                     // Upstream marks this target ready once the member started, before raft has
-                    // a leader.
-                    gate.set_ready();
+                    // a leader. A full disk makes it unready until space returns: the store
+                    // refuses new data then, where upstream's etcd exits.
+                    let mut disk_full = node.disk_full();
+                    let token = token.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            if *disk_full.borrow_and_update() {
+                                gate.set_not_ready();
+                            } else {
+                                gate.set_ready();
+                            }
+                            tokio::select! {
+                                () = token.cancelled() => return,
+                                changed = disk_full.changed() => if changed.is_err() { return },
+                            }
+                        }
+                    });
                     Transport::Local(routes)
                 }
                 _ => {

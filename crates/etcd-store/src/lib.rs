@@ -8,6 +8,7 @@
 
 mod clock;
 pub mod compactor;
+pub mod disk;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

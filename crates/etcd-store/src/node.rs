@@ -147,6 +147,8 @@ struct Inner {
     wal: Wal<TypeConfig>,
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
     data_dir: PathBuf,
+    /// Whether the data directory's disk is (nearly) full; see [`crate::disk`].
+    disk_full: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running member; cheap to clone.
@@ -247,8 +249,14 @@ impl Node {
                 wal,
                 queue,
                 data_dir: config.data_dir.clone(),
+                disk_full: tokio::sync::watch::Sender::new(false),
             }),
         };
+        tokio::spawn(crate::disk::watch_loop(
+            config.data_dir.clone(),
+            node.inner.disk_full.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(node.clone().batch_loop(queued));
         node.serve_peers(&config, shutdown.clone()).await?;
 
@@ -385,14 +393,13 @@ impl Node {
     }
 
     /// Replicates a write and returns what applying it gave. Puts over the space quota raise the
-    /// NOSPACE alarm and fail, as etcd's quota front door does.
+    /// NOSPACE alarm and fail, as etcd's quota front door does; while this member's disk is full,
+    /// writes that add data fail with the same error, without the alarm (see [`crate::disk`]).
     pub async fn write(&self, cmd: Command) -> Result<Reply, NodeError> {
-        let cost = match &cmd {
-            Command::Put(req) => Store::put_cost(req),
-            Command::Txn(req) => Store::txn_cost(req),
-            Command::LeaseGrant(_) => 1,
-            _ => 0,
-        };
+        let cost = write_cost(&cmd);
+        if cost > 0 && self.disk_is_full() {
+            return Err(StoreError::NoSpace.into());
+        }
         if cost > 0 && !self.inner.machine.read().quota_available(cost) {
             let alarm = Command::Alarm(AlarmRequest {
                 action: AlarmAction::Activate,
@@ -408,6 +415,15 @@ impl Node {
             revision: outcome.revision,
             batch: Vec::new(),
         })
+    }
+
+    /// Follows whether the data directory's disk is full (true) or has space (false).
+    pub fn disk_full(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.disk_full.subscribe()
+    }
+
+    fn disk_is_full(&self) -> bool {
+        *self.inner.disk_full.borrow()
     }
 
     /// Queues a write for the next group commit.
@@ -434,18 +450,31 @@ impl Node {
             Proposal::One(cmd) => (vec![cmd], true),
             Proposal::Batch(cmds) => (cmds, false),
         };
+        // The leader's disk decides for the whole cluster: its log takes every entry first.
+        let disk_full = self.disk_is_full();
         let waiting = cmds
             .into_iter()
-            .map(|cmd| self.enqueue(cmd))
+            .map(|cmd| {
+                if disk_full && write_cost(&cmd) > 0 {
+                    Ok(None)
+                } else {
+                    self.enqueue(cmd).map(Some)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(forwarded_error)?;
         let mut batch = Vec::with_capacity(waiting.len());
         for rx in waiting {
-            batch.push(
-                rx.await
+            batch.push(match rx {
+                Some(rx) => rx
+                    .await
                     .map_err(|_| ForwardError::NotLeader)?
                     .map_err(forwarded_error)?,
-            );
+                None => Outcome {
+                    result: Err(StoreError::NoSpace),
+                    revision: self.inner.machine.read().revision(),
+                },
+            });
         }
         let revision = batch.last().map_or(0, |o| o.revision);
         Ok(if single {
@@ -786,6 +815,17 @@ impl Node {
                 });
             }
         }
+    }
+}
+
+/// The quota cost of a write (etcd's: the bytes a put or a txn's puts add, one per lease grant);
+/// writes that cost nothing (deletes, revokes, compactions) pass a full quota or disk.
+fn write_cost(cmd: &Command) -> u64 {
+    match cmd {
+        Command::Put(req) => Store::put_cost(req),
+        Command::Txn(req) => Store::txn_cost(req),
+        Command::LeaseGrant(_) => 1,
+        _ => 0,
     }
 }
 
