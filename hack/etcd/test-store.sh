@@ -9,7 +9,8 @@
 # `etcdctl endpoint health` passes, run the main suite (`--test semantics`, parallel tests), then
 # the quota test (`--test semantics_quota`, which fills the database and so runs last), then an
 # etcdctl smoke test (put/get/del with prefix, lease grant/list/revoke, watch, endpoint status,
-# member list, alarm list, defrag) whose transcript is printed; stop it.
+# member list, alarm list, defrag) whose transcript is printed; stop it. Last, the scheduler's
+# external-etcd auth test (scheduler/tests/external_etcd_auth.rs) runs on the real etcd binaries.
 #
 # Environment:
 #   OURS_ETCD_CMD   command line that starts our server in the foreground; `{port}` (client
@@ -176,6 +177,12 @@ else
   run_suite ours "$ours_cmd" "$port" || failed+=(ours)
   stop_server
 fi
+
+# The scheduler against this real etcd with auth on: it must renew a token etcd stops accepting
+# (the test starts and stops its own etcd from these binaries).
+log "scheduler on external etcd with auth: cargo test -p scheduler --test external_etcd_auth"
+(cd "$REPO_ROOT" && DAPR_TEST_ETCD_BIN_DIR="$BIN_DIR" \
+  "$CARGO" test -q -p scheduler --test external_etcd_auth) || failed+=(scheduler-auth)
 
 if [ "${#failed[@]}" -gt 0 ]; then
   log "FAILED on: ${failed[*]}"

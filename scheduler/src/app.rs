@@ -309,7 +309,7 @@ impl Options {
                         .first()
                         .map(|e| e.trim_start_matches("http://").to_owned())
                         .unwrap_or_else(|| "127.0.0.1:2379".to_owned());
-                    Transport::Remote(
+                    Transport::remote(
                         tonic::transport::Endpoint::from_shared(format!("http://{etcd_address}"))?
                             .tcp_nodelay(true)
                             .connect_lazy(),

@@ -5,6 +5,10 @@
 
 use std::{
     convert::Infallible,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -37,13 +41,24 @@ use crate::job::{COUNTERS_PREFIX, JOBS_PREFIX};
 /// Keys read per page when loading or listing.
 const PAGE: i64 = 1024;
 
-/// Adds the etcd auth token (external etcd with a user) to every call.
+/// Adds the etcd auth token (external etcd with a user) to every call. Shared by every client
+/// of one [`Etcd`], so a renewed token (see [`Reauth`]) reaches all of them.
 #[derive(Clone, Default)]
-pub struct Token(Option<AsciiMetadataValue>);
+pub struct Token(Arc<RwLock<Option<AsciiMetadataValue>>>);
+
+impl Token {
+    fn new(value: Option<AsciiMetadataValue>) -> Self {
+        Self(Arc::new(RwLock::new(value)))
+    }
+
+    fn set(&self, value: Option<AsciiMetadataValue>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = value;
+    }
+}
 
 impl Interceptor for Token {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(token) = &self.0 {
+        if let Some(token) = &*self.0.read().unwrap_or_else(PoisonError::into_inner) {
             request.metadata_mut().insert("token", token.clone());
         }
         Ok(request)
@@ -53,10 +68,17 @@ impl Interceptor for Token {
 /// How etcd requests reach the store.
 #[derive(Clone)]
 pub enum Transport {
-    /// An etcd server over the network (`--etcd-embed=false`).
-    Remote(Channel),
+    /// An etcd server over the network (`--etcd-embed=false`); with a user, the hook that
+    /// replaces a token the server stopped accepting.
+    Remote(Channel, Option<Arc<Reauth>>),
     /// The embedded store's gRPC services, called in this process.
     Local(Routes),
+}
+
+impl Transport {
+    pub fn remote(channel: Channel) -> Self {
+        Self::Remote(channel, None)
+    }
 }
 
 impl Service<http::Request<Body>> for Transport {
@@ -66,16 +88,25 @@ impl Service<http::Request<Body>> for Transport {
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self {
-            Self::Remote(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Remote(channel, _) => channel.poll_ready(cx).map_err(Into::into),
             Self::Local(_) => Poll::Ready(Ok(())),
         }
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match self {
-            Self::Remote(channel) => {
+            Self::Remote(channel, reauth) => {
                 let call = channel.call(request);
-                Box::pin(async move { call.await.map_err(Into::into) })
+                let reauth = reauth.clone();
+                Box::pin(async move {
+                    let response = call.await.map_err(StdError::from)?;
+                    if let Some(reauth) = reauth
+                        && token_refused(response.headers())
+                    {
+                        reauth.renew();
+                    }
+                    Ok(response)
+                })
             }
             Self::Local(routes) => {
                 let call = routes.call(request);
@@ -85,6 +116,80 @@ impl Service<http::Request<Body>> for Transport {
                 })
             }
         }
+    }
+}
+
+/// etcd's answers to a token it no longer accepts: it expired (simple tokens live 5 minutes
+/// after their last use), the server restarted (simple tokens are kept in memory), or the auth
+/// store changed since it was issued. etcd's own client authenticates again on these.
+const TOKEN_REFUSED: [&str; 2] = ["invalid auth token", "revision of auth store is old"];
+
+/// Whether a response says the token was refused. etcd fails a call before it starts, so the
+/// status comes in the response headers (a trailers-only response).
+fn token_refused(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| TOKEN_REFUSED.iter().any(|t| m.contains(t)))
+}
+
+/// Authenticates a user; `None` when the server has auth disabled (as etcd's own client, the
+/// credentials are then unused).
+async fn authenticate(
+    transport: Transport,
+    name: &str,
+    password: &str,
+) -> Result<Option<AsciiMetadataValue>, Status> {
+    let response = AuthClient::new(transport)
+        .authenticate(AuthenticateRequest {
+            name: name.to_owned(),
+            password: password.to_owned(),
+        })
+        .await;
+    match response {
+        Ok(response) => AsciiMetadataValue::try_from(response.into_inner().token)
+            .map(Some)
+            .map_err(|_| Status::internal("etcd returned an invalid auth token")),
+        Err(status) if status.message().contains("authentication is not enabled") => Ok(None),
+        Err(status) => Err(status),
+    }
+}
+
+/// Replaces the token of an external etcd's user once the server refuses it. One renewal runs
+/// at a time; the calls refused meanwhile fail with a transient error ([`is_transient`]) and are
+/// retried by their callers with the new token.
+pub struct Reauth {
+    channel: Channel,
+    name: String,
+    password: String,
+    token: Token,
+    running: AtomicBool,
+}
+
+impl Reauth {
+    fn renew(self: &Arc<Self>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let transport = Transport::remote(this.channel.clone());
+            match authenticate(transport, &this.name, &this.password).await {
+                Ok(token) => {
+                    this.token.set(token);
+                    tracing::info!(
+                        user = %this.name,
+                        "re-authenticated with etcd: it no longer accepted the previous token"
+                    );
+                }
+                Err(status) => tracing::warn!(
+                    user = %this.name,
+                    error = %status.message(),
+                    "failed to re-authenticate with etcd; the next refused call tries again"
+                ),
+            }
+            this.running.store(false, Ordering::Release);
+        });
     }
 }
 
@@ -100,32 +205,28 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// A handle over `transport`; with credentials, authenticates first (etcd's simple token).
+    /// A handle over `transport`; with credentials, authenticates first (etcd's simple token)
+    /// and again whenever the server refuses the token.
     pub async fn connect(
         transport: Transport,
         credentials: Option<(&str, &str)>,
     ) -> Result<Etcd, Status> {
-        let token = match credentials {
-            Some((name, password)) => {
-                let response = AuthClient::new(transport.clone())
-                    .authenticate(AuthenticateRequest {
-                        name: name.to_owned(),
-                        password: password.to_owned(),
-                    })
-                    .await;
-                let response = match response {
-                    Ok(response) => response.into_inner(),
-                    // As etcd's own client: credentials for a server without auth are unused.
-                    Err(status) if status.message().contains("authentication is not enabled") => {
-                        return Ok(Etcd::with_token(transport, Token(None)));
-                    }
-                    Err(status) => return Err(status),
-                };
-                let value = AsciiMetadataValue::try_from(response.token)
-                    .map_err(|_| Status::internal("etcd returned an invalid auth token"))?;
-                Token(Some(value))
+        let Some((name, password)) = credentials else {
+            return Ok(Etcd::with_token(transport, Token::default()));
+        };
+        let token = Token::new(authenticate(transport.clone(), name, password).await?);
+        let transport = match transport {
+            Transport::Remote(channel, _) => {
+                let reauth = Arc::new(Reauth {
+                    channel: channel.clone(),
+                    name: name.to_owned(),
+                    password: password.to_owned(),
+                    token: token.clone(),
+                    running: AtomicBool::new(false),
+                });
+                Transport::Remote(channel, Some(reauth))
             }
-            None => Token(None),
+            local => local,
         };
         Ok(Etcd::with_token(transport, token))
     }
@@ -343,13 +444,16 @@ pub fn delete_op(key: &str, prefix: bool) -> RequestOp {
 }
 
 /// Whether an etcd error is worth retrying (spec §8: timeouts, leader changes, too many
-/// requests, not enough members, canceled connections).
+/// requests, not enough members, canceled connections; and a refused auth token, which is being
+/// renewed).
 pub fn is_transient(status: &Status) -> bool {
     let message = status.message();
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-    ) || message.contains("timed out")
+    TOKEN_REFUSED.iter().any(|t| message.contains(t))
+        || matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        )
+        || message.contains("timed out")
         || message.contains("leader changed")
         || message.contains("too many requests")
         || message.contains("not enough started members")
@@ -365,4 +469,37 @@ pub fn backoff(attempt: u32) -> Duration {
             .map_or(0, |d| d.subsec_millis()),
     ));
     base + jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(message: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", http::HeaderValue::from_static("16"));
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_str(message).expect("header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_refused_token_is_recognised_in_a_trailers_only_response() {
+        assert!(token_refused(&headers("etcdserver: invalid auth token")));
+        assert!(token_refused(&headers(
+            "etcdserver: revision of auth store is old"
+        )));
+        assert!(!token_refused(&headers("etcdserver: permission denied")));
+        assert!(!token_refused(&http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_refused_token_is_transient_and_a_denied_permission_is_not() {
+        let refused = Status::unauthenticated("etcdserver: invalid auth token");
+        assert!(is_transient(&refused), "the caller retries once renewed");
+        let denied = Status::permission_denied("etcdserver: permission denied");
+        assert!(!is_transient(&denied));
+    }
 }
