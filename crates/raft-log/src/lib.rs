@@ -771,8 +771,15 @@ impl<C: RaftTypeConfig> Writer<C> {
             return Ok(());
         }
         let target = self.size + chunk;
-        let zeros = vec![0; usize::try_from(target - self.filled).unwrap_or(0)];
-        self.file.get_ref().write_all_at(&zeros, self.filled)?;
+        // From one static block of zeros, not a chunk-sized buffer: allocating 4 MiB per chunk
+        // had the allocator take fresh pages (zeroed by the kernel) on every refill.
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut at = self.filled;
+        while at < target {
+            let n = usize::try_from(target - at).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+            self.file.get_ref().write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
         self.filled = target;
         Ok(())
     }
