@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The low-water mark never exceeds one Raft log segment...
 const MAX_LOW_WATER: u64 = 64 << 20;
-/// ...nor drops below what a few batches and a segment header need.
-const MIN_LOW_WATER: u64 = 1 << 20;
+/// ...nor drops below what the writes still let through need: a delete can make the Raft log
+/// extend its zero-filled runway (4 MiB at a time, up to 6 MiB at a segment rotation) and flush
+/// its 1 MiB write buffer, and a failed refill fails the batch.
+const MIN_LOW_WATER: u64 = 10 << 20;
 
 /// One reading of a filesystem's size and the space an unprivileged writer may still use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +29,8 @@ pub struct Space {
 }
 
 /// Below this many free bytes the disk counts as full: 1 % of the filesystem, within
-/// [1 MiB, 64 MiB] (1.3 MiB on a 128 MiB volume, 64 MiB from 6.4 GiB up).
+/// [10 MiB, 64 MiB] (10 MiB up to a 1 GiB volume, 64 MiB from 6.4 GiB up). A volume under twice
+/// the mark never leaves the full state.
 pub fn low_water(total: u64) -> u64 {
     (total / 100).clamp(MIN_LOW_WATER, MAX_LOW_WATER)
 }
@@ -64,8 +67,14 @@ pub async fn watch_loop(dir: PathBuf, full: watch::Sender<bool>, shutdown: Cance
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let space = match read(&dir) {
-            Ok(space) => space,
+        // statvfs may block (a stalled network mount): off the async workers.
+        let at = dir.clone();
+        let space = match tokio::task::spawn_blocking(move || read(&at)).await {
+            Ok(Ok(space)) => space,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, dir = %dir.display(), "cannot read free disk space");
+                continue;
+            }
             Err(error) => {
                 tracing::debug!(%error, dir = %dir.display(), "cannot read free disk space");
                 continue;
@@ -102,19 +111,23 @@ mod tests {
 
     #[test]
     fn the_low_water_mark_is_one_percent_within_bounds() {
-        assert_eq!(low_water(10 * MIB), MIB, "small volumes keep a 1 MiB floor");
-        assert_eq!(low_water(128 * MIB), 128 * MIB / 100);
+        assert_eq!(
+            low_water(128 * MIB),
+            10 * MIB,
+            "small volumes keep a 10 MiB floor"
+        );
+        assert_eq!(low_water(2048 * MIB), 2048 * MIB / 100);
         assert_eq!(
             low_water(1 << 40),
             64 * MIB,
             "large volumes cap at one segment"
         );
-        assert_eq!(low_water(0), MIB);
+        assert_eq!(low_water(0), 10 * MIB);
     }
 
     #[test]
     fn a_disk_turns_full_below_the_mark_and_clears_at_twice_it() {
-        let total = 1000 * MIB; // mark: 10 MiB
+        let total = 1000 * MIB; // mark: 10 MiB (the floor)
         let at = |available| Space { available, total };
         assert!(!is_full(false, at(10 * MIB)));
         assert!(is_full(false, at(10 * MIB - 1)));

@@ -450,7 +450,8 @@ impl Node {
             Proposal::One(cmd) => (vec![cmd], true),
             Proposal::Batch(cmds) => (cmds, false),
         };
-        // The leader's disk decides for the whole cluster: its log takes every entry first.
+        // A forwarded write passed the follower's own disk check; the leader's log takes every
+        // entry first, so its disk is checked too.
         let disk_full = self.disk_is_full();
         let waiting = cmds
             .into_iter()

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Set in the re-run inside the namespace.
 const INSIDE: &str = "DAPR_ETCD_DISK_TEST_INSIDE";
-const TMPFS_MIB: u64 = 32;
+/// Twice the low-water mark (10 MiB on a small volume) must fit beside the data to resume.
+const TMPFS_MIB: u64 = 64;
 /// The disk watch reads every second; a change must show well within this.
 const NOTICE: Duration = Duration::from_secs(10);
 

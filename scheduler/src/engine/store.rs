@@ -96,6 +96,10 @@ impl Service<http::Request<Body>> for Transport {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match self {
             Self::Remote(channel, reauth) => {
+                // The token this call carries: a refusal of one already replaced renews nothing.
+                let sent = reauth
+                    .as_ref()
+                    .and_then(|_| request.headers().get("token").cloned());
                 let call = channel.call(request);
                 let reauth = reauth.clone();
                 Box::pin(async move {
@@ -103,7 +107,7 @@ impl Service<http::Request<Body>> for Transport {
                     if let Some(reauth) = reauth
                         && token_refused(response.headers())
                     {
-                        reauth.renew();
+                        reauth.renew(sent.as_ref().map(http::HeaderValue::as_bytes));
                     }
                     Ok(response)
                 })
@@ -120,18 +124,27 @@ impl Service<http::Request<Body>> for Transport {
 }
 
 /// etcd's answers to a token it no longer accepts: it expired (simple tokens live 5 minutes
-/// after their last use), the server restarted (simple tokens are kept in memory), or the auth
+/// after their last use), auth was turned off and on (that drops every token), or the auth
 /// store changed since it was issued. etcd's own client authenticates again on these.
 const TOKEN_REFUSED: [&str; 2] = ["invalid auth token", "revision of auth store is old"];
+/// etcd's answer to a call without a token once auth is on: a user given to a scheduler that
+/// started while auth was off authenticates then (only the renewal hook, which exists only with
+/// credentials, acts on it; without credentials it is a plain, lasting error).
+const TOKEN_MISSING: &str = "user name is empty";
 
-/// Whether a response says the token was refused. etcd fails a call before it starts, so the
-/// status comes in the response headers (a trailers-only response).
+/// Whether a response says the token was refused or missing. etcd fails a unary call before it
+/// starts, so the status comes in the response headers (a trailers-only response). A watch
+/// refused the same way is cancelled in its body instead, unseen here; the informer's and the
+/// leadership loop's unary calls before their watches start the renewal.
 fn token_refused(headers: &http::HeaderMap) -> bool {
     headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| TOKEN_REFUSED.iter().any(|t| m.contains(t)))
+        .is_some_and(|m| TOKEN_REFUSED.iter().any(|t| m.contains(t)) || m.contains(TOKEN_MISSING))
 }
+
+/// Bounds one re-authentication (the server may be unreachable).
+const AUTHENTICATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Authenticates a user; `None` when the server has auth disabled (as etcd's own client, the
 /// credentials are then unused).
@@ -167,14 +180,30 @@ pub struct Reauth {
 }
 
 impl Reauth {
-    fn renew(self: &Arc<Self>) {
-        if self.running.swap(true, Ordering::AcqRel) {
+    /// Starts a renewal after a call carrying `sent` was refused, unless the token was already
+    /// replaced since or a renewal is running.
+    fn renew(self: &Arc<Self>, sent: Option<&[u8]>) {
+        let current = self
+            .token
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|t| t.as_encoded_bytes().to_vec());
+        if current.as_deref() != sent || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let _done = Running(&this.running);
             let transport = Transport::remote(this.channel.clone());
-            match authenticate(transport, &this.name, &this.password).await {
+            let renewed = tokio::time::timeout(
+                AUTHENTICATE_TIMEOUT,
+                authenticate(transport, &this.name, &this.password),
+            )
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("authenticate timed out")));
+            match renewed {
                 Ok(token) => {
                     this.token.set(token);
                     tracing::info!(
@@ -188,8 +217,16 @@ impl Reauth {
                     "failed to re-authenticate with etcd; the next refused call tries again"
                 ),
             }
-            this.running.store(false, Ordering::Release);
         });
+    }
+}
+
+/// Clears the renewal flag however the renewal ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -491,6 +528,7 @@ mod tests {
         assert!(token_refused(&headers(
             "etcdserver: revision of auth store is old"
         )));
+        assert!(token_refused(&headers("etcdserver: user name is empty")));
         assert!(!token_refused(&headers("etcdserver: permission denied")));
         assert!(!token_refused(&http::HeaderMap::new()));
     }
