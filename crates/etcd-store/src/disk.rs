@@ -69,12 +69,11 @@ pub async fn watch_loop(dir: PathBuf, full: watch::Sender<bool>, shutdown: Cance
         }
         // statvfs may block (a stalled network mount): off the async workers.
         let at = dir.clone();
-        let space = match tokio::task::spawn_blocking(move || read(&at)).await {
-            Ok(Ok(space)) => space,
-            Ok(Err(error)) => {
-                tracing::debug!(%error, dir = %dir.display(), "cannot read free disk space");
-                continue;
-            }
+        let read = tokio::task::spawn_blocking(move || read(&at))
+            .await
+            .unwrap_or_else(|joined| Err(std::io::Error::other(joined)));
+        let space = match read {
+            Ok(space) => space,
             Err(error) => {
                 tracing::debug!(%error, dir = %dir.display(), "cannot read free disk space");
                 continue;
