@@ -16,14 +16,17 @@ use std::{
 };
 
 use dapr_proto::scheduler::v1::{
-    Job, JobMetadata, JobTargetMetadata, ListJobsRequest, ScheduleJobRequest, TargetJob,
-    WatchHostsRequest, WatchJobsRequest, WatchJobsRequestInitial, WatchJobsRequestResult,
-    WatchJobsRequestResultStatus, job_target_metadata, scheduler_client::SchedulerClient,
-    watch_jobs_request,
+    Job, ListJobsRequest, ScheduleJobRequest, WatchHostsRequest, WatchJobsRequest,
+    WatchJobsRequestInitial, WatchJobsRequestResult, WatchJobsRequestResultStatus,
+    scheduler_client::SchedulerClient, watch_jobs_request,
 };
 use dapr_testing::{Child, free_port, wait_for_status};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
+
+mod support;
+
+use support::metadata;
 
 const SCHEDULER: &str = env!("CARGO_BIN_EXE_scheduler");
 const IDS: [&str; 3] = ["s0", "s1", "s2"];
@@ -205,17 +208,6 @@ struct Seen {
 }
 
 type Shared = Arc<Mutex<Seen>>;
-
-fn metadata() -> JobMetadata {
-    JobMetadata {
-        app_id: "app1".into(),
-        namespace: "default".into(),
-        target: Some(JobTargetMetadata {
-            r#type: Some(job_target_metadata::Type::Job(TargetJob {})),
-        }),
-        concurrency_key: None,
-    }
-}
 
 async fn connect(port: u16) -> Option<SchedulerClient<Channel>> {
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))

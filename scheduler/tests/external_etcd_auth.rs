@@ -14,11 +14,14 @@ use std::{
 };
 
 use dapr_proto::scheduler::v1::{
-    GetJobRequest, Job, JobMetadata, JobTargetMetadata, ScheduleJobRequest, TargetJob,
-    job_target_metadata, scheduler_client::SchedulerClient,
+    GetJobRequest, Job, ScheduleJobRequest, scheduler_client::SchedulerClient,
 };
 use dapr_testing::{Child, free_port, wait_for_status, wait_for_tcp};
 use tonic::transport::Channel;
+
+mod support;
+
+use support::{metadata, temp_dir};
 
 const SCHEDULER: &str = env!("CARGO_BIN_EXE_scheduler");
 const START: Duration = Duration::from_secs(30);
@@ -71,17 +74,6 @@ impl Etcd {
     }
 }
 
-fn metadata() -> JobMetadata {
-    JobMetadata {
-        app_id: "app1".into(),
-        namespace: "default".into(),
-        target: Some(JobTargetMetadata {
-            r#type: Some(job_target_metadata::Type::Job(TargetJob {})),
-        }),
-        concurrency_key: None,
-    }
-}
-
 fn schedule_request(name: &str) -> ScheduleJobRequest {
     ScheduleJobRequest {
         name: name.into(),
@@ -117,12 +109,6 @@ async fn schedule_eventually(client: &mut SchedulerClient<Channel>, name: &str, 
         println!("schedule {name}: {error}; retrying");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scheduler-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn bin_dir() -> Option<PathBuf> {

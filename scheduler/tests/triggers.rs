@@ -3,18 +3,22 @@
 //! from its data directory.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use dapr_proto::scheduler::v1::{
-    Job, JobMetadata, JobTargetMetadata, ListJobsRequest, ScheduleJobRequest, TargetJob,
-    WatchJobsRequest, WatchJobsRequestInitial, WatchJobsRequestResult, WatchJobsResponse,
-    job_target_metadata, scheduler_client::SchedulerClient, watch_jobs_request,
+    Job, ListJobsRequest, ScheduleJobRequest, WatchJobsRequest, WatchJobsRequestInitial,
+    WatchJobsRequestResult, WatchJobsResponse, scheduler_client::SchedulerClient,
+    watch_jobs_request,
 };
 use dapr_testing::{Child, free_port, wait_for_status};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
+
+mod support;
+
+use support::{metadata, temp_dir};
 
 const SCHEDULER: &str = env!("CARGO_BIN_EXE_scheduler");
 const START: Duration = Duration::from_secs(20);
@@ -48,17 +52,6 @@ fn start(ports: &Ports, data_dir: &Path) -> Child {
     wait_for_status(ports.healthz, "/healthz", 200, START)
         .unwrap_or_else(|e| panic!("{e}\n{}", child.output()));
     child
-}
-
-fn metadata() -> JobMetadata {
-    JobMetadata {
-        app_id: "app1".into(),
-        namespace: "default".into(),
-        target: Some(JobTargetMetadata {
-            r#type: Some(job_target_metadata::Type::Job(TargetJob {})),
-        }),
-        concurrency_key: None,
-    }
 }
 
 async fn client(port: u16) -> SchedulerClient<Channel> {
@@ -128,12 +121,6 @@ async fn next(
         .await
         .ok()
         .flatten()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scheduler-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
