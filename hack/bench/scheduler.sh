@@ -16,6 +16,8 @@
 # The common due instant lies at least 2 s ahead, more when the run's schedule-c<max> rate says
 # scheduling all jobs takes longer (so scheduling speed does not leak into trigger timing).
 # Peak RSS (VmHWM) of the server is sampled after each run, before it is stopped with SIGTERM.
+# A schedule level runs for a fixed time, so a faster server ends up holding more jobs; its RSS
+# is also shown per job stored (peak minus idle RSS, over the jobs acknowledged in the level).
 # Client and server share the machine's cores.
 #
 # Settings (env): CONFIGS=ours,upstream  CONCURRENCY=16,64  DURATION=5s  WARMUP=1s
@@ -279,6 +281,8 @@ jq -r --arg levels "$concurrency" '
     {name: "repeat lateness p99 ms", run: "trigger-repeat", get: ".lateness_ms.p99"},
     {name: "repeat triggers missing/extra", run: "trigger-repeat", get: "missing"}] +
    [$levels | split(",")[] | {name: "peak RSS MB schedule-c\(.)", run: "schedule-c\(.)", get: "rss"}] +
+   [$levels | split(",")[] | {name: "jobs stored schedule-c\(.)", run: "schedule-c\(.)", get: ".stored_jobs"}] +
+   [$levels | split(",")[] | {name: "RSS growth KB/job schedule-c\(.)", run: "schedule-c\(.)", get: "rss_per_job"}] +
    [{name: "peak RSS MB trigger-oneshot", run: "trigger-oneshot", get: "rss"},
     {name: "peak RSS MB trigger-repeat", run: "trigger-repeat", get: "rss"},
     {name: "errors", run: null, get: "errors"}]) as $rows |
@@ -289,6 +293,9 @@ jq -r --arg levels "$concurrency" '
     else ($c[$row.run] // null) as $x |
       if $x == null then null
       elif $row.get == "rss" then ($x.peak_rss_kb | mb)
+      elif $row.get == "rss_per_job" then
+        (if ($x.stored_jobs // 0) == 0 then null
+         else ($x.peak_rss_kb - $x.idle_rss_kb) / $x.stored_jobs end)
       elif $row.get == "missing" then "\($x.expected_triggers - $x.received_triggers)/\($x.extra_triggers)"
       else $x | getpath($row.get | ltrimstr(".") | split(".")) end
     end;

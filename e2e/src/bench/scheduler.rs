@@ -151,8 +151,18 @@ pub struct PhaseResult {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Outcome {
-    Schedule(LevelSummary),
+    Schedule(ScheduleSummary),
     Trigger(TriggerSummary),
+}
+
+/// What a schedule level saw.
+#[derive(Debug, Serialize)]
+pub struct ScheduleSummary {
+    #[serde(flatten)]
+    pub level: LevelSummary,
+    /// Jobs the server acknowledged during the level, warm-up included: what it holds at the
+    /// end (a faster server holds more, so its peak RSS is compared per stored job too).
+    pub stored_jobs: u64,
 }
 
 /// What a trigger phase saw.
@@ -230,10 +240,10 @@ impl Args {
                             "{}: schedule c={:<3} {:>9.1} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
                             self.label,
                             workers,
-                            summary.rps,
-                            summary.p50_ms,
-                            summary.p99_ms,
-                            summary.errors
+                            summary.level.rps,
+                            summary.level.p50_ms,
+                            summary.level.p99_ms,
+                            summary.level.errors
                         );
                         phases.push(PhaseResult {
                             phase: format!("schedule-c{workers}"),
@@ -545,7 +555,7 @@ impl Target {
         self: &Arc<Self>,
         workers: usize,
         args: &Args,
-    ) -> anyhow::Result<LevelSummary> {
+    ) -> anyhow::Result<ScheduleSummary> {
         let measure_from = Instant::now() + args.warmup;
         let deadline = measure_from + args.duration;
         let budget = Arc::new(AtomicU64::new(0));
@@ -573,6 +583,7 @@ impl Target {
                     let result = target
                         .schedule(schedule_request(name, job, app_target()))
                         .await;
+                    out.stored += u64::from(result.is_ok());
                     if measured {
                         out.record(start, result);
                     }
@@ -591,13 +602,17 @@ impl Target {
                 total.first_error.as_deref().unwrap_or("none")
             );
         }
-        Ok(LevelSummary::new(
-            workers,
-            total.latencies,
-            total.errors,
-            total.last_done.saturating_duration_since(measure_from),
-            total.first_error,
-        ))
+        let stored_jobs = total.stored;
+        Ok(ScheduleSummary {
+            level: LevelSummary::new(
+                workers,
+                total.latencies,
+                total.errors,
+                total.last_done.saturating_duration_since(measure_from),
+                total.first_error,
+            ),
+            stored_jobs,
+        })
     }
 
     /// Opens the streams, schedules every job of `plan` for one common due instant, and
@@ -879,6 +894,8 @@ struct WorkerOutcome {
     errors: u64,
     first_error: Option<String>,
     last_done: Instant,
+    /// Successful requests, warm-up included.
+    stored: u64,
 }
 
 impl WorkerOutcome {
@@ -888,6 +905,7 @@ impl WorkerOutcome {
             errors: 0,
             first_error: None,
             last_done: start,
+            stored: 0,
         }
     }
 
@@ -908,6 +926,7 @@ impl WorkerOutcome {
         self.errors += other.errors;
         self.first_error = self.first_error.take().or(other.first_error);
         self.last_done = self.last_done.max(other.last_done);
+        self.stored += other.stored;
     }
 }
 
